@@ -1,0 +1,44 @@
+// Writes backup operations into the portal's activity_log, the admins' audit trail.
+import { errorMessage } from "./errors";
+
+export type BackupAction =
+  | "database_backup_created"
+  | "database_backup_failed"
+  | "scheduled_backup_completed"
+  | "scheduled_backup_failed"
+  | "backup_cleanup_completed"
+  | "backup_cleanup_failed"
+  | "restoration_test_completed"
+  | "restoration_test_failed";
+
+export interface ActivityEntry {
+  action: BackupAction;
+  /** Clerk user id of the admin, or null for the system (cron, CLI). */
+  userId?: string | null;
+  entityId?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export async function logActivity(db: D1Database, entry: ActivityEntry): Promise<void> {
+  await db
+    .prepare(
+      "INSERT INTO activity_log (user_id, action, entity_type, entity_id, details) VALUES (?, ?, 'backup', ?, ?)",
+    )
+    .bind(entry.userId ?? null, entry.action, entry.entityId ?? null, JSON.stringify(entry.details ?? {}))
+    .run();
+}
+
+/**
+ * Logs without letting a logging failure hide the outcome being logged; returns a warning to
+ * surface to the caller instead of swallowing it.
+ */
+export async function tryLogActivity(db: D1Database, entry: ActivityEntry): Promise<string | null> {
+  try {
+    await logActivity(db, entry);
+    return null;
+  } catch (e) {
+    const warning = `could not write ${entry.action} to activity_log: ${errorMessage(e)}`;
+    console.error(warning);
+    return warning;
+  }
+}

@@ -1,0 +1,75 @@
+// The manifest is what makes an object a backup: written last, it records what the object must
+// be (size, checksums) and what it holds (tables, rows, schema version).
+import { z } from "zod";
+import { BackupError } from "./errors";
+
+export const MANIFEST_FORMAT = "d1-backup-manifest";
+export const MANIFEST_FORMAT_VERSION = 1;
+
+const sha = z.string().regex(/^[0-9a-f]{64}$/);
+
+export const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  formatVersion: z.number().int(),
+  name: z.string(),
+  createdAt: z.string(),
+  completedAt: z.string(),
+  durationMs: z.number(),
+  trigger: z.string(),
+  object: z.object({
+    key: z.string(),
+    size: z.number().int().nonnegative(),
+    sha256: sha,
+    contentEncoding: z.literal("gzip"),
+  }),
+  sql: z.object({
+    size: z.number().int().nonnegative(),
+    sha256: sha,
+    statements: z.number().int().nonnegative(),
+    dumpFormatVersion: z.number().int(),
+  }),
+  schema: z.object({
+    latestMigration: z.string().nullable(),
+    migrationsApplied: z.number().int(),
+    tables: z.number().int(),
+    indexes: z.number().int(),
+    triggers: z.number().int(),
+    views: z.number().int(),
+  }),
+  tables: z.array(z.object({ name: z.string(), rows: z.number().int().nonnegative() })),
+  totalRows: z.number().int().nonnegative(),
+  snapshot: z.object({
+    mode: z.enum(["atomic", "paged"]),
+    atomic: z.boolean(),
+    databaseBytes: z.number().nullable(),
+    budgetBytes: z.number(),
+  }),
+});
+
+export type Manifest = z.infer<typeof manifestSchema>;
+
+/** Parses manifest JSON, refusing other formats and newer versions with a clear message. */
+export function parseManifest(text: string, source = "manifest"): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new BackupError("INTEGRITY_ERROR", `${source} is not valid JSON`);
+  }
+  const fmt = (raw as { format?: unknown; formatVersion?: unknown } | null) ?? {};
+  if (fmt.format !== MANIFEST_FORMAT) {
+    throw new BackupError("INTEGRITY_ERROR", `${source} is not a d1-backup manifest`);
+  }
+  if (typeof fmt.formatVersion === "number" && fmt.formatVersion > MANIFEST_FORMAT_VERSION) {
+    throw new BackupError(
+      "INTEGRITY_ERROR",
+      `${source} has format version ${fmt.formatVersion}; this tool reads up to ${MANIFEST_FORMAT_VERSION}: upgrade d1-backup`,
+    );
+  }
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new BackupError("INTEGRITY_ERROR", `${source} is malformed at ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  return parsed.data;
+}

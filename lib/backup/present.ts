@@ -1,0 +1,53 @@
+// Response shapes shared by the API routes and the CLIs, so both print the same JSON.
+import type { BackupSummary } from "./backup";
+import { BackupError, isBackupError } from "./errors";
+import type { BackupListing } from "./list";
+
+export function backupResponse(s: BackupSummary) {
+  return {
+    success: true as const,
+    backup: {
+      key: s.key,
+      timestamp: s.timestamp,
+      size: s.size,
+      size_kb: s.size_kb,
+      tables: s.tables,
+      rows: s.totalRows,
+      sha256: s.sha256,
+      manifest: s.manifestKey,
+      snapshot: s.snapshot,
+      ...(s.warnings.length ? { warnings: s.warnings } : {}),
+    },
+  };
+}
+
+export function listResponse(listing: BackupListing) {
+  return {
+    backups: listing.backups.map((b) => ({
+      key: b.key,
+      uploaded: b.uploaded,
+      size: b.size,
+      size_kb: (b.size / 1024).toFixed(2),
+      size_mb: (b.size / (1024 * 1024)).toFixed(2),
+      metadata: b.metadata,
+      manifest: {
+        key: b.manifestKey,
+        created_at: b.manifest.createdAt,
+        tables: b.manifest.tables.length,
+        rows: b.manifest.totalRows,
+        sha256: b.manifest.object.sha256,
+        latest_migration: b.manifest.schema.latestMigration,
+        snapshot: b.manifest.snapshot.mode,
+        duration_ms: b.manifest.durationMs,
+      },
+    })),
+    total: listing.backups.length,
+    incomplete: listing.incomplete,
+  };
+}
+
+/** `{"success":false,"error":{code,message}}`; unknown errors become a generic INTERNAL error. */
+export function errorResponse(e: unknown): { status: number; body: { success: false; error: { code: string; message: string } } } {
+  const err = isBackupError(e) ? e : new BackupError("INTERNAL", "internal error");
+  return { status: err.status, body: { success: false, error: { code: err.code, message: err.message } } };
+}

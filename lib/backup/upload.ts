@@ -1,0 +1,178 @@
+// Streams SQL text into R2 as gzip through a multipart upload, hashing on the way, so memory
+// stays at about one part whatever the database size.
+import { sha256 } from "@noble/hashes/sha256";
+import { bytesToHex } from "@noble/hashes/utils";
+import { BackupError, isBackupError, wrapBindingError } from "./errors";
+
+/** R2 rejects non-final parts under 5 MiB and requires all non-final parts to be the same size. */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+
+export interface StreamUploadResult {
+  size: number;
+  sha256: string;
+  plainSize: number;
+  plainSha256: string;
+  parts: number;
+}
+
+export async function uploadGzip(
+  bucket: R2Bucket,
+  key: string,
+  chunks: AsyncIterable<string>,
+  partSize: number,
+): Promise<StreamUploadResult> {
+  if (partSize < MIN_PART_SIZE) throw new RangeError(`partSize must be at least ${MIN_PART_SIZE}`);
+  const encoder = new TextEncoder();
+  const plainHash = sha256.create();
+  let plainSize = 0;
+  const iterator = chunks[Symbol.asyncIterator]();
+  const source = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await iterator.next();
+      if (done) {
+        controller.close();
+        return;
+      }
+      const bytes = encoder.encode(value);
+      plainHash.update(bytes);
+      plainSize += bytes.length;
+      controller.enqueue(bytes);
+    },
+    async cancel() {
+      await iterator.return?.(undefined);
+    },
+  });
+  // The DOM and Workers typings disagree on CompressionStream; both runtimes take Uint8Array in and out.
+  const gzip = new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
+  const reader = source.pipeThrough(gzip).getReader();
+
+  let upload: R2MultipartUpload;
+  try {
+    upload = await bucket.createMultipartUpload(key, { httpMetadata: { contentType: "application/gzip" } });
+  } catch (e) {
+    await reader.cancel().catch(() => {});
+    throw wrapBindingError("STORAGE_ERROR", "starting the upload failed", e);
+  }
+
+  const gzHash = sha256.create();
+  const parts: R2UploadedPart[] = [];
+  let size = 0;
+  let buf = new Uint8Array(partSize);
+  let fill = 0;
+  const sendPart = async (bytes: Uint8Array) => {
+    try {
+      parts.push(await upload.uploadPart(parts.length + 1, bytes));
+    } catch (e) {
+      throw wrapBindingError("STORAGE_ERROR", `uploading part ${parts.length + 1} failed`, e);
+    }
+  };
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      gzHash.update(value);
+      size += value.length;
+      for (let off = 0; off < value.length; ) {
+        const n = Math.min(partSize - fill, value.length - off);
+        buf.set(value.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === partSize) {
+          await sendPart(buf);
+          buf = new Uint8Array(partSize);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0 || parts.length === 0) await sendPart(buf.slice(0, fill));
+    try {
+      await upload.complete(parts);
+    } catch (e) {
+      throw wrapBindingError("STORAGE_ERROR", "completing the upload failed", e);
+    }
+  } catch (e) {
+    await reader.cancel(e).catch(() => {});
+    // An aborted upload leaves nothing behind; without this, R2 keeps the parts for days.
+    await upload.abort().catch(() => {});
+    throw isBackupError(e) ? e : new BackupError("INTERNAL", `backup stream failed: ${String((e as Error)?.message ?? e)}`, { cause: e });
+  }
+  return {
+    size,
+    sha256: bytesToHex(gzHash.digest()),
+    plainSize,
+    plainSha256: bytesToHex(plainHash.digest()),
+    parts: parts.length,
+  };
+}
+
+/**
+ * Copies an object to its final key with custom metadata (R2 multipart uploads cannot take
+ * metadata known only at the end), re-hashing the bytes so the final object is proven equal to
+ * what was produced.
+ */
+export async function copyWithMetadata(
+  bucket: R2Bucket,
+  from: string,
+  to: string,
+  expected: { size: number; sha256: string },
+  metadata: { customMetadata: Record<string, string>; httpMetadata: R2HTTPMetadata },
+  partSize: number,
+): Promise<void> {
+  const hash = sha256.create();
+  const readRange = async (offset: number, length: number): Promise<Uint8Array> => {
+    let obj: R2ObjectBody | null;
+    try {
+      obj = await bucket.get(from, { range: { offset, length } });
+    } catch (e) {
+      throw wrapBindingError("STORAGE_ERROR", "reading the staged backup failed", e);
+    }
+    if (!obj) throw new BackupError("STORAGE_ERROR", `staged backup ${from} disappeared`);
+    const bytes = new Uint8Array(await obj.arrayBuffer());
+    if (bytes.length !== length) throw new BackupError("STORAGE_ERROR", `short read of ${from} at ${offset}`);
+    hash.update(bytes);
+    return bytes;
+  };
+
+  if (expected.size <= partSize) {
+    const bytes = await readRange(0, expected.size);
+    if (bytesToHex(hash.digest()) !== expected.sha256) {
+      throw new BackupError("INTEGRITY_ERROR", `staged backup ${from} does not match what was written`);
+    }
+    try {
+      // R2 verifies the sha256 itself and refuses the write on a mismatch.
+      await bucket.put(to, bytes, { ...metadata, sha256: expected.sha256 });
+    } catch (e) {
+      throw wrapBindingError("STORAGE_ERROR", "writing the backup object failed", e);
+    }
+    return;
+  }
+
+  let upload: R2MultipartUpload;
+  try {
+    upload = await bucket.createMultipartUpload(to, metadata);
+  } catch (e) {
+    throw wrapBindingError("STORAGE_ERROR", "starting the backup object upload failed", e);
+  }
+  try {
+    const parts: R2UploadedPart[] = [];
+    for (let offset = 0; offset < expected.size; offset += partSize) {
+      const bytes = await readRange(offset, Math.min(partSize, expected.size - offset));
+      try {
+        parts.push(await upload.uploadPart(parts.length + 1, bytes));
+      } catch (e) {
+        throw wrapBindingError("STORAGE_ERROR", `uploading part ${parts.length + 1} failed`, e);
+      }
+    }
+    if (bytesToHex(hash.digest()) !== expected.sha256) {
+      throw new BackupError("INTEGRITY_ERROR", `staged backup ${from} does not match what was written`);
+    }
+    try {
+      await upload.complete(parts);
+    } catch (e) {
+      throw wrapBindingError("STORAGE_ERROR", "completing the backup object failed", e);
+    }
+  } catch (e) {
+    await upload.abort().catch(() => {});
+    throw e;
+  }
+}

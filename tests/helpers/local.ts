@@ -1,0 +1,96 @@
+// Test helpers for real local D1/R2: temp state directories, wrangler CLI, sqlite3 on the files.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { openLocalPlatform, PROJECT_ROOT, type LocalPlatform } from "../../lib/local/platform";
+
+export const CLI_ENV = {
+  ...process.env,
+  CI: "true",
+  WRANGLER_SEND_METRICS: "false",
+  NEXT_TELEMETRY_DISABLED: "1",
+  VERCEL_TELEMETRY_DISABLED: "1",
+};
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `d1b-${prefix}-`));
+}
+
+/** Runs the project's wrangler (pinned) with non-interactive settings; returns stdout. */
+export function wrangler(args: string[], opts: { input?: string } = {}): string {
+  return execFileSync(path.join(PROJECT_ROOT, "node_modules", ".bin", "wrangler"), args, {
+    cwd: PROJECT_ROOT,
+    env: CLI_ENV,
+    encoding: "utf8",
+    input: opts.input,
+    maxBuffer: 256 * 1024 * 1024,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+
+export function migrateLocal(persistTo: string): void {
+  wrangler(["d1", "migrations", "apply", "tech-support-db", "--local", "--persist-to", persistTo]);
+}
+
+export function executeFileLocal(persistTo: string, file: string): string {
+  return wrangler(["d1", "execute", "tech-support-db", "--local", "--persist-to", persistTo, "--file", file, "--yes"]);
+}
+
+/** The SQLite file behind the local D1 database in a persist directory. */
+export function d1File(persistTo: string): string {
+  const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
+  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite") : [];
+  if (files.length !== 1) throw new Error(`expected one D1 sqlite file in ${dir}, found ${files.length}`);
+  return path.join(dir, files[0]);
+}
+
+export function sqlite(file: string, sql: string): string {
+  return execFileSync("sqlite3", [file], { input: sql, encoding: "utf8", maxBuffer: 1024 * 1024 * 1024 });
+}
+
+export function sqliteJson<T = Record<string, unknown>>(file: string, sql: string): T[] {
+  const out = execFileSync("sqlite3", ["-json", file], { input: sql, encoding: "utf8", maxBuffer: 1024 * 1024 * 1024 });
+  return out.trim() ? (JSON.parse(out) as T[]) : [];
+}
+
+/**
+ * Every schema object, sqlite_sequence and every cell (typeof + hex, so 64-bit integers, reals,
+ * NUL-bearing text and blobs compare exactly) of a SQLite file, as one comparable string.
+ */
+export function canonicalDump(file: string): string {
+  const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
+  const lines: string[] = [];
+  const objects = sqliteJson<{ type: string; name: string; tbl_name: string; sql: string | null }>(
+    file,
+    "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite_stat%' ORDER BY type, name;",
+  );
+  for (const o of objects) lines.push(`schema ${o.type} ${o.name} ${o.tbl_name} ${o.sql}`);
+  if (objects.some((o) => o.name === "sqlite_sequence")) {
+    for (const r of sqliteJson<{ name: string; seq: string }>(file, "SELECT name, CAST(seq AS TEXT) AS seq FROM sqlite_sequence ORDER BY name;")) {
+      lines.push(`seq ${r.name} ${r.seq}`);
+    }
+  }
+  for (const t of objects.filter((o) => o.type === "table" && !o.name.startsWith("sqlite_"))) {
+    if (/^\s*CREATE\s+VIRTUAL/i.test(t.sql ?? "")) continue;
+    const cols = sqliteJson<{ name: string }>(file, `PRAGMA table_xinfo(${q(t.name)});`);
+    const withoutRowid = /WITHOUT\s+ROWID\s*$/i.test((t.sql ?? "").trim());
+    const exprs = cols.map((c) => `typeof(${q(c.name)}) || ':' || hex(${q(c.name)})`);
+    if (!withoutRowid) exprs.unshift("'rowid:' || rowid");
+    const rows = sqliteJson<{ r: string }>(
+      file,
+      `SELECT ${exprs.join(" || '|' || ")} AS r FROM ${q(t.name)} ORDER BY ${withoutRowid ? "1" : "rowid"};`,
+    );
+    lines.push(`table ${t.name} ${rows.length}`);
+    for (const r of rows) lines.push(r.r);
+  }
+  return lines.join("\n");
+}
+
+/** A migrated local D1 + R2 in its own temp directory, opened through getPlatformProxy. */
+export async function freshPlatform(opts: { migrate?: boolean } = {}): Promise<LocalPlatform & { persistTo: string }> {
+  const persistTo = tempDir("state");
+  if (opts.migrate ?? true) migrateLocal(persistTo);
+  const platform = await openLocalPlatform({ persistTo });
+  return { ...platform, persistTo };
+}
