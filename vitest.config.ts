@@ -13,5 +13,6 @@ export default defineConfig({
     hookTimeout: 180_000,
     // Two cores: more workers only make the workerd instances fight for CPU.
     maxWorkers: 2,
+    setupFiles: ["tests/setup.ts"],
   },
 });

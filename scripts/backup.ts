@@ -1,8 +1,8 @@
 // `npm run backup [-- --list] [-- --persist-to DIR]`: one backup (or a listing) against the local
-// D1/R2 state that `wrangler --local` uses, printing the JSON the API returns.
+// D1/R2 state that `wrangler --local` uses, printing the JSON the API returns. The library runs
+// inside workerd, as in production (lib/local/runner.ts).
 import { parseArgs } from "node:util";
-import { backupDatabase, backupResponse, errorResponse, listBackups, listResponse } from "../lib/backup";
-import { openLocalPlatform } from "../lib/local/platform";
+import { startLocalWorker } from "../lib/local/runner";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -13,27 +13,27 @@ async function main(): Promise<number> {
     },
   });
   if (values.help) {
-    console.log("usage: npm run backup [-- --list] [-- --persist-to DIR]");
+    console.log("usage: npm run backup [-- --list] [-- --persist-to DIR]\n  default state: .wrangler/state (what wrangler --local uses)");
     return 0;
   }
-  const platform = await openLocalPlatform({ persistTo: values["persist-to"] });
+  const worker = await startLocalWorker({ persistTo: values["persist-to"] });
   try {
-    const { DB: db, DOCUMENTS: bucket } = platform.env;
-    if (values.list) {
-      console.log(JSON.stringify(listResponse(await listBackups(bucket)), null, 2));
-    } else {
-      const { summary } = await backupDatabase({ db, bucket, trigger: "cli" });
-      console.log(JSON.stringify(backupResponse(summary), null, 2));
-    }
-    return 0;
-  } catch (e) {
-    const { body } = errorResponse(e);
-    if (body.error.code === "INTERNAL") body.error.message = String((e as Error)?.message ?? e);
+    const res = values.list
+      ? await worker.call<unknown>("/list")
+      : await worker.call<{ success: boolean; manifest?: unknown }>("/backup", { method: "POST", body: {} });
+    const body = res.body as Record<string, unknown>;
+    delete body.manifest; // the CLI prints exactly what the API returns
     console.log(JSON.stringify(body, null, 2));
-    return 1;
+    return res.status === 200 ? 0 : 1;
   } finally {
-    await platform.dispose();
+    await worker.dispose();
   }
 }
 
-main().then((code) => process.exit(code));
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`backup: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(1);
+  },
+);

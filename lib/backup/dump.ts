@@ -2,7 +2,7 @@
 // Order follows miniflare's dumpSql: defer foreign keys, schema, data, sequences, then indexes,
 // views and triggers (so no trigger fires while the data goes back in).
 import { BackupError, wrapBindingError } from "./errors";
-import { colAlias, keyAlias, rowMatch, rowQuery, type SchemaInfo, type TableInfo } from "./schema";
+import { colAlias, keyAlias, rowMatch, rowQuery, TUPLE_ALIAS, type SchemaInfo, type TableInfo } from "./schema";
 import { quoteIdent, splitLiteral, utf8Length } from "./sql";
 
 export const DUMP_FORMAT_VERSION = 1;
@@ -41,8 +41,9 @@ export interface DumpStats {
 
 type Row = Record<string, string>;
 
+const FIRST_PAGE_ROWS = 500;
 const MIN_PAGE_ROWS = 16;
-const MAX_PAGE_ROWS = 5000;
+const MAX_PAGE_ROWS = 10_000;
 /** Output is handed on in chunks of about this many characters. */
 const CHUNK_CHARS = 64 * 1024;
 
@@ -105,25 +106,34 @@ export async function* dumpDatabase(
     for (const t of schema.tables) {
       const writer = new TableWriter(t, options.maxStatementBytes, emit);
       const q = rowQuery(t);
-      let after: string[] | null = null;
-      let limit = 500;
-      for (;;) {
-        let page: Row[];
+      const fetchPage = async (after: string[] | null, limit: number): Promise<Row[]> => {
         try {
-          page = (await db.prepare(q.sql(after, limit)).all<Row>()).results;
+          return (await db.prepare(q.sql(after, limit)).all<Row>()).results;
         } catch (e) {
           throw wrapBindingError("DATABASE_ERROR", `reading table "${t.name}" failed`, e);
         }
-        if (page.length === 0) break;
-        const bytes = writer.add(page);
-        const last = page[page.length - 1];
-        after = Array.from({ length: q.keyCount }, (_, i) => last[keyAlias(i)]);
+      };
+      let limit = FIRST_PAGE_ROWS;
+      let pending: Promise<Row[]> | null = fetchPage(null, limit);
+      while (pending) {
+        const page: Row[] = await pending;
+        pending = null;
+        if (page.length === limit) {
+          // Size pages by bytes, not rows, so wide rows do not blow the memory bound.
+          let chars = 0;
+          for (const row of page) chars += row[TUPLE_ALIAS].length;
+          limit = Math.min(MAX_PAGE_ROWS, Math.max(MIN_PAGE_ROWS, Math.floor(options.pageBytes / Math.max(1, chars / page.length))));
+          const last = page[page.length - 1];
+          // Ask D1 for the next page before formatting this one: the query runs while we work.
+          pending = fetchPage(
+            Array.from({ length: q.keyCount }, (_, i) => last[keyAlias(i)]),
+            limit,
+          );
+          pending.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
+        }
+        writer.add(page);
         const chunk = drain();
         if (chunk) yield chunk;
-        if (page.length < limit) break;
-        // Size pages by bytes, not rows, so wide rows do not blow the memory bound.
-        const perRow = Math.max(1, bytes / page.length);
-        limit = Math.min(MAX_PAGE_ROWS, Math.max(MIN_PAGE_ROWS, Math.floor(options.pageBytes / perRow)));
       }
       writer.finish();
       stats.tables.push({ name: t.name, rows: writer.rows });
@@ -169,7 +179,6 @@ class TableWriter {
   private readonly headBytes: number;
   private parts: string[] = [];
   private bytes = 0;
-  private readonly colCount: number;
   private readonly keyCount: number;
 
   constructor(
@@ -179,23 +188,17 @@ class TableWriter {
   ) {
     this.head = `INSERT INTO ${quoteIdent(table.name)} (${table.insertTargets.join(", ")}) VALUES\n`;
     this.headBytes = utf8Length(this.head);
-    this.colCount = table.insertColumns.length;
     this.keyCount = table.rowidKey ? 1 : table.keyColumns.length;
   }
 
-  /** Adds rows; returns their size in bytes (used to size the next page). */
-  add(rows: Row[]): number {
-    let total = 0;
+  add(rows: Row[]): void {
     for (const row of rows) {
-      const values: string[] = this.table.rowidKey ? [row[keyAlias(0)]] : [];
-      for (let i = 0; i < this.colCount; i++) values.push(row[colAlias(i)]);
-      const tuple = `(${values.join(",")})`;
+      const tuple = row[TUPLE_ALIAS];
       const tb = utf8Length(tuple);
-      total += tb;
       this.rows++;
       if (this.headBytes + tb + 2 > this.max) {
         this.flush();
-        this.emitSplitRow(row, values);
+        this.emitSplitRow(row, splitTuple(tuple));
         continue;
       }
       if (this.bytes + tb + 2 > this.max) this.flush();
@@ -203,7 +206,6 @@ class TableWriter {
       this.parts.push(tuple);
       this.bytes += tb + 2;
     }
-    return total;
   }
 
   finish(): void {
@@ -245,4 +247,30 @@ class TableWriter {
     this.emit(`${this.head}(${first.join(",")});\n`);
     for (const u of updates) this.emit(u);
   }
+}
+
+/** Splits a VALUES tuple built by rowQuery back into its literals (commas outside quotes/parens). */
+export function splitTuple(tuple: string): string[] {
+  const inner = tuple.slice(1, -1);
+  const parts: string[] = [];
+  let depth = 0;
+  let inQuote = false;
+  let start = 0;
+  for (let i = 0; i < inner.length; i++) {
+    const ch = inner[i];
+    if (inQuote) {
+      if (ch === "'") {
+        if (inner[i + 1] === "'") i++;
+        else inQuote = false;
+      }
+    } else if (ch === "'") inQuote = true;
+    else if (ch === "(") depth++;
+    else if (ch === ")") depth--;
+    else if (ch === "," && depth === 0) {
+      parts.push(inner.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(inner.slice(start));
+  return parts;
 }

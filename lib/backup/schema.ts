@@ -187,15 +187,17 @@ export function orderByForeignKeys(tables: TableInfo[], parents: Map<string, Set
 }
 
 /**
- * Keyset-paged SELECT returning, per row, the key literals then one literal per inserted column.
+ * Keyset-paged SELECT returning, per row, the key literals and the whole VALUES tuple, built
+ * inside SQLite (one string per row is far cheaper to move out of D1 than one per cell).
  * Keys are carried between pages as SQL literals, never as JS numbers, so 64-bit keys stay exact.
  */
 export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: string[] | null, limit: number | null) => string } {
   const keyExprs = table.rowidKey ? [table.rowidKey] : table.keyColumns.map(quoteIdent);
   const keyLits = table.rowidKey ? [`quote(${table.rowidKey})`] : table.keyColumns.map(literalExpr);
-  const colLits = table.insertColumns.map(literalExpr);
+  const values = [...(table.rowidKey ? [`quote(${table.rowidKey})`] : []), ...table.insertColumns.map(literalExpr)];
+  const tuple = `'(' || ${values.join(" || ',' || ")} || ')'`;
   // Aliases are unusual on purpose: ORDER BY prefers an alias over a column of the same name.
-  const list = [...keyLits.map((e, i) => `${e} AS ${keyAlias(i)}`), ...colLits.map((e, i) => `${e} AS ${colAlias(i)}`)];
+  const list = [...keyLits.map((e, i) => `${e} AS ${keyAlias(i)}`), `${tuple} AS ${TUPLE_ALIAS}`];
   const select = `SELECT ${list.join(", ")} FROM ${quoteIdent(table.name)}`;
   const order = ` ORDER BY ${keyExprs.join(", ")}`;
   const keyTuple = keyExprs.length === 1 ? keyExprs[0] : `(${keyExprs.join(", ")})`;
@@ -210,6 +212,7 @@ export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: str
 
 export const keyAlias = (i: number) => `d1b_k${i}`;
 export const colAlias = (i: number) => `d1b_c${i}`;
+export const TUPLE_ALIAS = "d1b_tuple";
 
 /** The WHERE clause that addresses one row by its key literals (for the UPDATEs of split values). */
 export function rowMatch(table: TableInfo, keyLits: string[]): string {

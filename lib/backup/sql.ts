@@ -14,12 +14,14 @@ export function quoteText(value: string): string {
  * SQL that turns a column into the literal that recreates its value exactly.
  * quote() is exact for integers (all 64 bits, because it is computed inside SQLite and never
  * passes through a JS number), for reals (SQLite prints a round-trip form) and for blobs.
- * It stops text at the first NUL, so text containing NUL is written as CAST(X'..' AS TEXT).
+ * It stops text at the first NUL, so text containing NUL is written as CAST(X'..' AS TEXT); so is
+ * text containing a carriage return, because both sqlite3 and wrangler drop a CR at a line end
+ * while reading the file.
  */
 export function literalExpr(column: string): string {
   const c = quoteIdent(column);
   return (
-    `CASE WHEN typeof(${c})='text' AND instr(CAST(${c} AS BLOB),X'00')>0 ` +
+    `CASE WHEN typeof(${c})='text' AND (instr(CAST(${c} AS BLOB),X'00')>0 OR instr(${c},char(13))>0) ` +
     `THEN 'CAST(X''' || hex(${c}) || ''' AS TEXT)' ELSE quote(${c}) END`
   );
 }

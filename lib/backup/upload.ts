@@ -1,8 +1,7 @@
 // Streams SQL text into R2 as gzip through a multipart upload, hashing on the way, so memory
 // stays at about one part whatever the database size.
-import { sha256 } from "@noble/hashes/sha256";
-import { bytesToHex } from "@noble/hashes/utils";
 import { BackupError, isBackupError, wrapBindingError } from "./errors";
+import { createSha256 } from "./hash";
 
 /** R2 rejects non-final parts under 5 MiB and requires all non-final parts to be the same size. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -23,7 +22,7 @@ export async function uploadGzip(
 ): Promise<StreamUploadResult> {
   if (partSize < MIN_PART_SIZE) throw new RangeError(`partSize must be at least ${MIN_PART_SIZE}`);
   const encoder = new TextEncoder();
-  const plainHash = sha256.create();
+  const plainHash = createSha256();
   let plainSize = 0;
   const iterator = chunks[Symbol.asyncIterator]();
   const source = new ReadableStream<Uint8Array>({
@@ -34,7 +33,7 @@ export async function uploadGzip(
         return;
       }
       const bytes = encoder.encode(value);
-      plainHash.update(bytes);
+      await plainHash.update(bytes);
       plainSize += bytes.length;
       controller.enqueue(bytes);
     },
@@ -54,7 +53,7 @@ export async function uploadGzip(
     throw wrapBindingError("STORAGE_ERROR", "starting the upload failed", e);
   }
 
-  const gzHash = sha256.create();
+  const gzHash = createSha256();
   const parts: R2UploadedPart[] = [];
   let size = 0;
   let buf = new Uint8Array(partSize);
@@ -70,7 +69,7 @@ export async function uploadGzip(
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      gzHash.update(value);
+      await gzHash.update(value);
       size += value.length;
       for (let off = 0; off < value.length; ) {
         const n = Math.min(partSize - fill, value.length - off);
@@ -98,9 +97,9 @@ export async function uploadGzip(
   }
   return {
     size,
-    sha256: bytesToHex(gzHash.digest()),
+    sha256: await gzHash.hex(),
     plainSize,
-    plainSha256: bytesToHex(plainHash.digest()),
+    plainSha256: await plainHash.hex(),
     parts: parts.length,
   };
 }
@@ -118,7 +117,7 @@ export async function copyWithMetadata(
   metadata: { customMetadata: Record<string, string>; httpMetadata: R2HTTPMetadata },
   partSize: number,
 ): Promise<void> {
-  const hash = sha256.create();
+  const hash = createSha256();
   const readRange = async (offset: number, length: number): Promise<Uint8Array> => {
     let obj: R2ObjectBody | null;
     try {
@@ -129,13 +128,13 @@ export async function copyWithMetadata(
     if (!obj) throw new BackupError("STORAGE_ERROR", `staged backup ${from} disappeared`);
     const bytes = new Uint8Array(await obj.arrayBuffer());
     if (bytes.length !== length) throw new BackupError("STORAGE_ERROR", `short read of ${from} at ${offset}`);
-    hash.update(bytes);
+    await hash.update(bytes);
     return bytes;
   };
 
   if (expected.size <= partSize) {
     const bytes = await readRange(0, expected.size);
-    if (bytesToHex(hash.digest()) !== expected.sha256) {
+    if ((await hash.hex()) !== expected.sha256) {
       throw new BackupError("INTEGRITY_ERROR", `staged backup ${from} does not match what was written`);
     }
     try {
@@ -163,7 +162,7 @@ export async function copyWithMetadata(
         throw wrapBindingError("STORAGE_ERROR", `uploading part ${parts.length + 1} failed`, e);
       }
     }
-    if (bytesToHex(hash.digest()) !== expected.sha256) {
+    if ((await hash.hex()) !== expected.sha256) {
       throw new BackupError("INTEGRITY_ERROR", `staged backup ${from} does not match what was written`);
     }
     try {

@@ -9,12 +9,22 @@ export const CLI_ENV = {
   ...process.env,
   CI: "true",
   WRANGLER_SEND_METRICS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
   NEXT_TELEMETRY_DISABLED: "1",
   VERCEL_TELEMETRY_DISABLED: "1",
 };
 
+const tempDirs: string[] = [];
+
+/** A temp directory removed after the test file (tests/setup.ts). */
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `d1b-${prefix}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `d1b-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** Runs the project's wrangler (pinned) with non-interactive settings; returns stdout. */

@@ -1,0 +1,230 @@
+// `npm run bench [-- --smoke | --sizes 10000,100000,1000000]`: our backup side by side with
+// `sqlite3 .dump` and `wrangler d1 export` on the same local database, plus restore times, and
+// peak memory of every process involved. Writes docs/benchmarks.md.
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { gunzipSync } from "node:zlib";
+import { readManifest, parseBackupName } from "../lib/backup";
+import { openLocalPlatform, PROJECT_ROOT } from "../lib/local/platform";
+
+const ENV = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NEXT_TELEMETRY_DISABLED: "1" };
+const BIN = path.join(PROJECT_ROOT, "node_modules", ".bin");
+
+interface Measured {
+  ms: number;
+  /** Peak RSS (VmHWM) of the main process, and the largest of its descendants (workerd). */
+  peakMainKb: number;
+  peakChildKb: number;
+  stdout: string;
+}
+
+/** Runs a command, sampling /proc for the peak memory of it and every process under it. */
+function measure(cmd: string, args: string[], opts: { stdoutFile?: string; stdinFile?: string } = {}): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const stdout = opts.stdoutFile ? fs.openSync(opts.stdoutFile, "w") : "pipe";
+    const stdin = opts.stdinFile ? fs.openSync(opts.stdinFile, "r") : "ignore";
+    const child = spawn(cmd, args, { cwd: PROJECT_ROOT, env: ENV, stdio: [stdin, stdout, "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout?.on("data", (d) => (out += d));
+    child.stderr?.on("data", (d) => (err += d));
+    const peaks = new Map<number, number>();
+    const sample = () => {
+      for (const pid of tree(child.pid!)) {
+        const hwm = vmHwmKb(pid);
+        if (hwm) peaks.set(pid, Math.max(peaks.get(pid) ?? 0, hwm));
+      }
+    };
+    const timer = setInterval(sample, 25);
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      clearInterval(timer);
+      if (typeof stdout === "number") fs.closeSync(stdout);
+      if (typeof stdin === "number") fs.closeSync(stdin);
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.slice(-2000)}`));
+      const main = peaks.get(child.pid!) ?? 0;
+      const others = [...peaks.entries()].filter(([p]) => p !== child.pid).map(([, v]) => v);
+      resolve({ ms: performance.now() - started, peakMainKb: main, peakChildKb: Math.max(0, ...others), stdout: out });
+    });
+  });
+}
+
+function tree(root: number): number[] {
+  const all = [root];
+  for (let i = 0; i < all.length; i++) {
+    try {
+      for (const task of fs.readdirSync(`/proc/${all[i]}/task`)) {
+        const kids = fs.readFileSync(`/proc/${all[i]}/task/${task}/children`, "utf8").trim();
+        if (kids) all.push(...kids.split(/\s+/).map(Number));
+      }
+    } catch {
+      // the process ended between samples
+    }
+  }
+  return all;
+}
+
+function vmHwmKb(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function d1File(persistTo: string): string {
+  const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
+  const f = fs.readdirSync(dir).find((n) => n.endsWith(".sqlite") && n !== "metadata.sqlite");
+  if (!f) throw new Error(`no D1 file under ${dir}`);
+  return path.join(dir, f);
+}
+
+const mb = (bytes: number) => bytes / (1024 * 1024);
+const fmt = (n: number, d = 1) => n.toFixed(d);
+
+interface Row {
+  rows: number;
+  dbMb: number;
+  ours: Measured & { gzMb: number; sqlMb: number };
+  sqlite: Measured & { sqlMb: number };
+  wrangler: Measured & { sqlMb: number };
+  restoreOursWrangler: Measured;
+  restoreOursSqlite: Measured;
+  restoreWranglerExport: Measured;
+}
+
+async function benchSize(rows: number, work: string): Promise<Row> {
+  const persistTo = path.join(work, `src-${rows}`);
+  log(`\n== ${rows} rows: migrate + seed`);
+  spawnSync(path.join(BIN, "wrangler"), ["d1", "migrations", "apply", "tech-support-db", "--local", "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, stdio: "ignore" });
+  const seeded = spawnSync(path.join(BIN, "tsx"), ["scripts/seed.ts", "--rows", String(rows), "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, encoding: "utf8" });
+  if (seeded.status !== 0) throw new Error(`seed failed: ${seeded.stderr}`);
+  const dbFile = d1File(persistTo);
+  spawnSync("sqlite3", [dbFile, "PRAGMA wal_checkpoint(TRUNCATE);"]);
+  const dbMb = mb(fs.statSync(dbFile).size);
+
+  log("our backup");
+  const ours = await measure(path.join(BIN, "tsx"), ["scripts/backup.ts", "--persist-to", persistTo]);
+  const key = JSON.parse(ours.stdout).backup.key as string;
+  const platform = await openLocalPlatform({ persistTo });
+  const manifest = await readManifest(platform.env.DOCUMENTS, parseBackupName(key)!);
+  const gz = Buffer.from(await (await platform.env.DOCUMENTS.get(key))!.arrayBuffer());
+  await platform.dispose();
+  const ourSql = path.join(work, `ours-${rows}.sql`);
+  fs.writeFileSync(ourSql, gunzipSync(gz));
+
+  log("sqlite3 .dump");
+  const sqliteOut = path.join(work, `sqlite-${rows}.sql`);
+  const sqlite = await measure("sqlite3", [dbFile, ".dump"], { stdoutFile: sqliteOut });
+
+  log("wrangler d1 export --local");
+  const wranglerOut = path.join(work, `wrangler-${rows}.sql`);
+  const wrangler = await measure(path.join(BIN, "wrangler"), ["d1", "export", "tech-support-db", "--local", "--persist-to", persistTo, "--output", wranglerOut]);
+
+  log("restore ours with wrangler d1 execute");
+  const restoreOursWrangler = await measure(path.join(BIN, "wrangler"), ["d1", "execute", "tech-support-db", "--local", "--persist-to", path.join(work, `r1-${rows}`), "--file", ourSql, "--yes"]);
+  log("restore ours with sqlite3");
+  const restoreOursSqlite = await measure("sqlite3", ["-bail", path.join(work, `r2-${rows}.db`)], { stdinFile: ourSql });
+  log("restore wrangler's export with wrangler d1 execute");
+  const restoreWranglerExport = await measure(path.join(BIN, "wrangler"), ["d1", "execute", "tech-support-db", "--local", "--persist-to", path.join(work, `r3-${rows}`), "--file", wranglerOut, "--yes"]);
+
+  if (manifest.totalRows < rows) throw new Error(`backup has ${manifest.totalRows} rows, expected at least ${rows}`);
+  return {
+    rows: manifest.totalRows,
+    dbMb,
+    ours: { ...ours, gzMb: mb(manifest.object.size), sqlMb: mb(manifest.sql.size) },
+    sqlite: { ...sqlite, sqlMb: mb(fs.statSync(sqliteOut).size) },
+    wrangler: { ...wrangler, sqlMb: mb(fs.statSync(wranglerOut).size) },
+    restoreOursWrangler,
+    restoreOursSqlite,
+    restoreWranglerExport,
+  };
+}
+
+function log(s: string) {
+  process.stderr.write(`${s}\n`);
+}
+
+function report(rows: Row[], smoke: boolean): string {
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  const lines = [
+    "# Benchmarks",
+    "",
+    `Generated by \`npm run bench${smoke ? " -- --smoke" : ""}\` on ${new Date().toISOString()}:`,
+    `${os.cpus().length} × ${cpu}, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB RAM, Node ${process.version}, ${os.type()} ${os.release()}.`,
+    "Data: the seeded portal (text with quotes/unicode, BLOB thumbnails, NULLs) in a local D1 (workerd + SQLite).",
+    "",
+    "## Dump",
+    "",
+    "| rows | DB MB | ours s | ours rows/s | ours MB/s (SQL) | ours gz MB | ours SQL MB | sqlite3 .dump s | wrangler export s | ours / sqlite3 throughput | ours / wrangler throughput |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map((r) => {
+      const s = r.ours.ms / 1000;
+      return `| ${r.rows} | ${fmt(r.dbMb)} | ${fmt(s, 2)} | ${fmt(r.rows / s, 0)} | ${fmt(r.ours.sqlMb / s)} | ${fmt(r.ours.gzMb, 2)} | ${fmt(r.ours.sqlMb)} | ${fmt(r.sqlite.ms / 1000, 2)} | ${fmt(r.wrangler.ms / 1000, 2)} | ${fmt(r.sqlite.ms / r.ours.ms, 2)} | ${fmt(r.wrangler.ms / r.ours.ms, 2)} |`;
+    }),
+    "",
+    "## Peak memory (VmHWM, MB)",
+    "",
+    "| rows | ours: node (dump + gzip + upload) | ours: workerd (D1/R2) | sqlite3 .dump | wrangler export: node | wrangler export: workerd |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map((r) => `| ${r.rows} | ${fmt(r.ours.peakMainKb / 1024)} | ${fmt(r.ours.peakChildKb / 1024)} | ${fmt(r.sqlite.peakMainKb / 1024)} | ${fmt(r.wrangler.peakMainKb / 1024)} | ${fmt(r.wrangler.peakChildKb / 1024)} |`),
+    "",
+    "## Restore",
+    "",
+    "| rows | ours via wrangler d1 execute s | ours via sqlite3 s | wrangler export via wrangler d1 execute s | ours / wrangler export (time) |",
+    "| ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map((r) => `| ${r.rows} | ${fmt(r.restoreOursWrangler.ms / 1000, 2)} | ${fmt(r.restoreOursSqlite.ms / 1000, 2)} | ${fmt(r.restoreWranglerExport.ms / 1000, 2)} | ${fmt(r.restoreOursWrangler.ms / r.restoreWranglerExport.ms, 2)} |`),
+    "",
+  ];
+  if (rows.length > 1) {
+    const first = rows[0];
+    const last = rows[rows.length - 1];
+    lines.push(
+      "## Targets",
+      "",
+      `- Throughput ours / sqlite3 at ${last.rows} rows: ${fmt(last.sqlite.ms / last.ours.ms, 2)} (target ≥ 0.33).`,
+      `- Peak memory of our dump process, ${last.rows} vs ${first.rows} rows: ${fmt(last.ours.peakMainKb / first.ours.peakMainKb, 2)}× (target ≤ 1.5×).`,
+      `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ${fmt(last.restoreOursWrangler.ms / last.restoreWranglerExport.ms, 2)}× the time (target ≤ 1).`,
+      "",
+    );
+  }
+  return lines.join("\n");
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      smoke: { type: "boolean", default: false },
+      sizes: { type: "string" },
+      out: { type: "string" },
+      keep: { type: "boolean", default: false },
+    },
+  });
+  const sizes = values.sizes
+    ? values.sizes.split(",").map((s) => Number(s.trim()))
+    : values.smoke
+      ? [10_000]
+      : [10_000, 100_000, 1_000_000];
+  if (sizes.some((n) => !Number.isInteger(n) || n < 100)) throw new Error("--sizes takes whole numbers ≥ 100, comma separated");
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "d1b-bench-"));
+  try {
+    const rows: Row[] = [];
+    for (const n of sizes) rows.push(await benchSize(n, work));
+    const md = report(rows, values.smoke);
+    const out = values.out ?? path.join(PROJECT_ROOT, values.smoke ? path.join(work, "benchmarks.md") : "docs/benchmarks.md");
+    fs.writeFileSync(out, md);
+    process.stdout.write(`${md}\nwritten to ${out}\n`);
+  } finally {
+    if (!values.keep) fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
