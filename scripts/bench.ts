@@ -99,7 +99,19 @@ interface Row {
 }
 
 async function benchSize(rows: number, work: string): Promise<Row> {
-  const persistTo = path.join(work, `src-${rows}`);
+  // `wrangler d1 export --local` has no --persist-to: it reads <config dir>/.wrangler/state, so each
+  // size gets its own copy of the config with the state beside it.
+  const dir = path.join(work, `src-${rows}`);
+  const persistTo = path.join(dir, ".wrangler", "state");
+  const config = path.join(dir, "wrangler.toml");
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(
+    config,
+    fs
+      .readFileSync(path.join(PROJECT_ROOT, "wrangler.toml"), "utf8")
+      .replace(/migrations_dir = ".*"/, `migrations_dir = "${path.join(PROJECT_ROOT, "migrations")}"`)
+      .replace(/pages_build_output_dir = ".*"\n/, ""),
+  );
   log(`\n== ${rows} rows: migrate + seed`);
   spawnSync(path.join(BIN, "wrangler"), ["d1", "migrations", "apply", "tech-support-db", "--local", "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, stdio: "ignore" });
   const seeded = spawnSync(path.join(BIN, "tsx"), ["scripts/seed.ts", "--rows", String(rows), "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, encoding: "utf8" });
@@ -124,7 +136,7 @@ async function benchSize(rows: number, work: string): Promise<Row> {
 
   log("wrangler d1 export --local");
   const wranglerOut = path.join(work, `wrangler-${rows}.sql`);
-  const wrangler = await measure(path.join(BIN, "wrangler"), ["d1", "export", "tech-support-db", "--local", "--persist-to", persistTo, "--output", wranglerOut]);
+  const wrangler = await measure(path.join(BIN, "wrangler"), ["d1", "export", "tech-support-db", "--local", "--config", config, "--output", wranglerOut]);
 
   log("restore ours with wrangler d1 execute");
   const restoreOursWrangler = await measure(path.join(BIN, "wrangler"), ["d1", "execute", "tech-support-db", "--local", "--persist-to", path.join(work, `r1-${rows}`), "--file", ourSql, "--yes"]);

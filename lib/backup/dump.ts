@@ -19,8 +19,15 @@ export interface DumpOptions {
   header: string[];
 }
 
+/** D1's own limit on one SQL statement. */
+export const D1_MAX_STATEMENT_BYTES = 100_000;
+
 export const DEFAULT_DUMP_OPTIONS: DumpOptions = {
-  maxStatementBytes: 90_000,
+  // Far below D1's 100 KB on purpose: `wrangler d1 execute --local --file` splits statements with
+  // a regex run on the growing statement text for every character, quadratic in statement length.
+  // Measured on 100k portal rows: 90 KB statements restore in 55 s, 16 KB in 6.4 s, 4 KB in 8.4 s
+  // (per-statement overhead wins below that), wrangler's own one-row-per-INSERT export in 145 s.
+  maxStatementBytes: 16_384,
   snapshotBudgetBytes: 8 * 1024 * 1024,
   pageBytes: 2 * 1024 * 1024,
   header: [],
@@ -53,7 +60,9 @@ export async function* dumpDatabase(
   options: DumpOptions,
   stats: DumpStats,
 ): AsyncGenerator<string> {
-  if (options.maxStatementBytes < 1024) throw new RangeError("maxStatementBytes must be at least 1024");
+  if (options.maxStatementBytes < 1024 || options.maxStatementBytes > D1_MAX_STATEMENT_BYTES) {
+    throw new RangeError(`maxStatementBytes must be between 1024 and ${D1_MAX_STATEMENT_BYTES}`);
+  }
   let out: string[] = [];
   let outChars = 0;
   const emit = (statement: string) => {

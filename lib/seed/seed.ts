@@ -44,9 +44,11 @@ export function plan(rows: number): Record<string, number> {
   return counts;
 }
 
-// Pseudo-random but deterministic picks from the row number x.
-const pick = (x: string, mul: number, mod: number) => `((${x} * ${mul}) % ${mod})`;
+// Pseudo-random but deterministic picks from the row number x. Multiplicative hashing spreads
+// picks evenly whatever the table sizes (a plain (x * k) % n sticks to one value when k is a
+// multiple of n).
 const hashOf = (x: string, salt: number) => `(((${x} + ${salt}) * 2654435761) % 4294967296)`;
+const pick = (x: string, salt: number, mod: number) => `(${hashOf(x, salt)} % ${mod})`;
 const ts = (x: string, spreadMinutes: number) =>
   `strftime('%Y-%m-%dT%H:%M:%fZ', '2026-01-01', '+' || ${pick(x, 7919, spreadMinutes)} || ' minutes')`;
 const oneOf = (x: string, mul: number, values: string[]) =>

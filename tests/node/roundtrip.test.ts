@@ -9,7 +9,7 @@ import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listBackups, type Manifest } from "../../lib/backup";
-import { DUMP_END_MARKER } from "../../lib/backup/dump";
+import { D1_MAX_STATEMENT_BYTES, DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER } from "../../lib/backup/dump";
 import { openLocalPlatform } from "../../lib/local/platform";
 import { startLocalWorker, type LocalWorker } from "../../lib/local/runner";
 import { seedDemoData } from "../../lib/seed/seed";
@@ -17,7 +17,6 @@ import { createAwkwardFixture } from "../fixtures/awkward";
 import { canonicalDump, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir, wrangler } from "../helpers/local";
 import { splitStatements } from "../helpers/sql-split";
 
-const D1_STATEMENT_LIMIT = 100_000;
 let persistTo: string;
 let work: string;
 let worker: LocalWorker | undefined;
@@ -130,7 +129,8 @@ describe.each([
   it("never writes a statement over D1's 100 KB limit", () => {
     const statements = splitStatements(downloaded.sql);
     const largest = Math.max(...statements.map((s) => Buffer.byteLength(s)));
-    expect(largest).toBeLessThanOrEqual("maxStatementBytes" in dump ? 2048 + 64 : D1_STATEMENT_LIMIT);
+    expect(largest).toBeLessThanOrEqual("maxStatementBytes" in dump ? 2048 : DEFAULT_DUMP_OPTIONS.maxStatementBytes);
+    expect(largest).toBeLessThanOrEqual(D1_MAX_STATEMENT_BYTES);
     // The large values really were split into appends.
     expect(downloaded.sql).toMatch(/^UPDATE "big" SET "b" = CAST\("b" \|\| X'/m);
     expect(downloaded.sql).toMatch(/^UPDATE "big" SET "t2" = "t2" \|\| CAST\(X'/m);
