@@ -46,8 +46,19 @@ export function listResponse(listing: BackupListing) {
   };
 }
 
-/** `{"success":false,"error":{code,message}}`; unknown errors become a generic INTERNAL error. */
-export function errorResponse(e: unknown): { status: number; body: { success: false; error: { code: string; message: string } } } {
+export interface ErrorBody {
+  success: false;
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+/**
+ * `{"success":false,"error":{code,message[,details]}}`. Unknown errors become a generic INTERNAL
+ * error: their messages may carry internals, so callers log them and never send them. Details
+ * are only ever set by this library (e.g. the running backup's startedAt on a 409).
+ */
+export function errorResponse(e: unknown): { status: number; body: ErrorBody } {
   const err = isBackupError(e) ? e : new BackupError("INTERNAL", "internal error");
-  return { status: err.status, body: { success: false, error: { code: err.code, message: err.message } } };
+  const error: ErrorBody["error"] = { code: err.code, message: err.message };
+  if (err.details && err.code !== "INTERNAL") error.details = err.details;
+  return { status: err.status, body: { success: false, error } };
 }

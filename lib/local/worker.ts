@@ -1,7 +1,7 @@
 // A local-only Worker that runs the backup library inside workerd — the runtime production uses —
 // for the CLIs and the benchmark. It is never deployed: lib/local/runner.ts starts it in-process
 // with wrangler against the local D1/R2 state and calls it; nothing else can reach it.
-import { backupDatabase, backupResponse, errorResponse, listBackups, listResponse } from "../backup";
+import { backupDatabase, backupResponse, errorResponse, listBackups, listResponse, runBackup } from "../backup";
 
 interface Env {
   DB: D1Database;
@@ -14,13 +14,12 @@ export default {
     try {
       if (request.method === "POST" && url.pathname === "/backup") {
         const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number> };
-        const { summary, manifest } = await backupDatabase({
-          db: env.DB,
-          bucket: env.DOCUMENTS,
-          trigger: "cli",
-          now: body.now ? new Date(body.now) : undefined,
-          dump: body.dump,
-        });
+        const now = body.now ? new Date(body.now) : undefined;
+        // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
+        // like every other entry point, so the CLI never collides with the nightly run.
+        const { summary, manifest } = body.dump
+          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump })
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "GET" && url.pathname === "/list") {

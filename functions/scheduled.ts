@@ -1,0 +1,82 @@
+// The nightly backup Worker (functions/wrangler.toml, cron 0 2 * * *): backup + retention under
+// the backup lock. It only translates: check bindings, make one library call, and let a failure
+// propagate so Cloudflare marks the cron run failed (a swallowed error would look like success).
+//
+// It lives in functions/, which is also Pages Functions' routing directory. Pages ignores it:
+// next-on-pages emits .vercel/output/static/_worker.js, and with a _worker.js Pages (deploy and
+// `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
+// become routes, and this file exports none. Do not add onRequest* exports here.
+import { BackupError, tryLogActivity } from "../lib/backup";
+import { runScheduledBackup } from "../lib/backup/run";
+
+export interface Env {
+  DB?: D1Database;
+  DOCUMENTS?: R2Bucket;
+}
+
+const BINDINGS = {
+  DB: { what: "D1 database tech-support-db", kind: "a D1 database", methods: ["prepare", "batch"] },
+  DOCUMENTS: {
+    what: "R2 bucket tech-support-documents",
+    kind: "an R2 bucket",
+    methods: ["head", "get", "put", "list", "delete", "createMultipartUpload"],
+  },
+} as const;
+
+/** Names every missing or wrong binding at once, so one deploy fixes them all. */
+function checkBindings(env: Env): { db: D1Database; bucket: R2Bucket } {
+  const problems: string[] = [];
+  for (const [name, spec] of Object.entries(BINDINGS)) {
+    const value = (env as Record<string, unknown>)[name];
+    if (value === undefined || value === null) {
+      problems.push(`missing binding ${name} (${spec.what})`);
+    } else if (spec.methods.some((m) => typeof (value as Record<string, unknown>)[m] !== "function")) {
+      problems.push(`binding ${name} is not ${spec.kind} binding (${spec.what})`);
+    }
+  }
+  if (problems.length) {
+    throw new BackupError("CONFIG_ERROR", `${problems.join("; ")}: check functions/wrangler.toml`, {
+      details: { problems },
+    });
+  }
+  return { db: env.DB as D1Database, bucket: env.DOCUMENTS as R2Bucket };
+}
+
+export default {
+  async scheduled(controller: ScheduledController, env: Env, _ctx: ExecutionContext): Promise<void> {
+    let bindings: { db: D1Database; bucket: R2Bucket };
+    try {
+      bindings = checkBindings(env);
+    } catch (e) {
+      // The audit trail is the admins' view of the nightly run; record the failure there when D1 is usable.
+      if (env.DB && typeof env.DB.prepare === "function") {
+        await tryLogActivity(env.DB, {
+          action: "scheduled_backup_failed",
+          details: { stage: "config", code: "CONFIG_ERROR", reason: (e as Error).message },
+        });
+      }
+      console.error(`scheduled backup (${controller.cron}): ${(e as Error).message}`);
+      throw e;
+    }
+    try {
+      // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
+      // which for a delayed or re-run trigger is not the scheduled time.
+      const { backup, cleanup } = await runScheduledBackup(bindings);
+      console.log(
+        `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
+          `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,
+      );
+    } catch (e) {
+      console.error(`scheduled backup (${controller.cron}) failed: ${(e as Error).message}`);
+      throw e;
+    }
+  },
+
+  // Nothing is served: a backup is never started over HTTP here (the admin API does that).
+  async fetch(): Promise<Response> {
+    return new Response("tech-support-backup-cron: nightly D1 backups run on the cron trigger only\n", {
+      status: 404,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,235 @@
+// The backup lock against real local D1: one run at a time, a crashed run's lock expires, a failed
+// run releases it, only the owner releases, and the lock row a backup carries in its own dump is
+// harmless once restored. Plus the run.ts operations that take it.
+import { gunzipSync } from "node:zlib";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { BackupError, keysFor, listBackups } from "../../lib/backup";
+import { backupNameFor } from "../../lib/backup/keys";
+import { acquireBackupLock, DEFAULT_LOCK_TTL_MS, releaseBackupLock, withBackupLock } from "../../lib/backup/lock";
+import { runBackup, runCleanup, runScheduledBackup } from "../../lib/backup/run";
+import { faultyBucket } from "../helpers/faults";
+import { freshPlatform } from "../helpers/local";
+
+let platform: Awaited<ReturnType<typeof freshPlatform>>;
+let db: D1Database;
+let bucket: R2Bucket;
+
+beforeAll(async () => {
+  platform = await freshPlatform();
+  db = platform.env.DB;
+  bucket = platform.env.DOCUMENTS;
+});
+
+afterAll(async () => {
+  await platform?.dispose();
+});
+
+beforeEach(async () => {
+  await db.exec("DELETE FROM backup_lock");
+  await db.exec("DELETE FROM activity_log");
+});
+
+let second = 0;
+/** A distinct backup timestamp per call, so runs never collide on a name. */
+const nextTime = () => new Date(Date.UTC(2026, 5, 1, 2, 0, 0) + ++second * 1000);
+
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+async function lockRows(): Promise<{ name: string; owner: string; started_at: string; expires_at: string }[]> {
+  return (await db.prepare("SELECT * FROM backup_lock").all<{ name: string; owner: string; started_at: string; expires_at: string }>()).results;
+}
+
+async function activity(action: string): Promise<{ user_id: string | null; entity_id: string | null; details: Record<string, unknown> }[]> {
+  const rows = await db
+    .prepare("SELECT user_id, entity_id, details FROM activity_log WHERE action = ? ORDER BY id")
+    .bind(action)
+    .all<{ user_id: string | null; entity_id: string | null; details: string }>();
+  return rows.results.map((r) => ({ ...r, details: JSON.parse(r.details) }));
+}
+
+async function keysUnder(prefix: string): Promise<string[]> {
+  return (await bucket.list({ prefix })).objects.map((o) => o.key);
+}
+
+describe("withBackupLock / runBackup", () => {
+  it("two concurrent runBackup calls: exactly one runs, the other gets BACKUP_IN_PROGRESS (409) with startedAt", async () => {
+    const times = [nextTime(), nextTime()];
+    const settled = await Promise.allSettled(times.map((now) => runBackup({ db, bucket, now, trigger: "manual", actor: "user_a" })));
+
+    const ok = settled.filter((s) => s.status === "fulfilled");
+    const refused = settled.filter((s): s is PromiseRejectedResult => s.status === "rejected");
+    expect(ok).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    const err = refused[0].reason;
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.code).toBe("BACKUP_IN_PROGRESS");
+    expect(err.status).toBe(409);
+    expect(err.details.startedAt).toMatch(ISO);
+    expect(Date.parse(err.details.expiresAt) - Date.parse(err.details.startedAt)).toBe(DEFAULT_LOCK_TTL_MS);
+    expect(err.details.owner).toBe("manual:user_a");
+    expect(err.message).toContain(err.details.startedAt);
+
+    // The refused run left nothing in the bucket; the lock is free again.
+    const loser = times[settled.indexOf(refused[0])];
+    expect(await keysUnder(`backups/${backupNameFor(loser)}`)).toEqual([]);
+    const winner = times[settled.findIndex((s) => s.status === "fulfilled")];
+    expect((await listBackups(bucket)).backups.map((b) => b.name)).toContain(backupNameFor(winner));
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("of five concurrent callers exactly one gets the lock", async () => {
+    let inside = 0;
+    let maxInside = 0;
+    const settled = await Promise.allSettled(
+      Array.from({ length: 5 }, () =>
+        withBackupLock({ db }, async () => {
+          maxInside = Math.max(maxInside, ++inside);
+          await new Promise((r) => setTimeout(r, 300));
+          inside--;
+        }),
+      ),
+    );
+    expect(settled.filter((s) => s.status === "fulfilled")).toHaveLength(1);
+    for (const s of settled.filter((s): s is PromiseRejectedResult => s.status === "rejected")) {
+      expect(s.reason.code).toBe("BACKUP_IN_PROGRESS");
+    }
+    expect(maxInside).toBe(1);
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("takes over a crashed run's expired lock, and refuses a live one untouched", async () => {
+    await db
+      .prepare("INSERT INTO backup_lock (name, owner, started_at, expires_at) VALUES ('backup', 'scheduled:crashed', ?, ?)")
+      .bind(new Date(Date.now() - 2 * DEFAULT_LOCK_TTL_MS).toISOString(), new Date(Date.now() - DEFAULT_LOCK_TTL_MS).toISOString())
+      .run();
+    const now = nextTime();
+    const result = await runBackup({ db, bucket, now, trigger: "manual" });
+    expect(result.summary.name).toBe(backupNameFor(now));
+    expect(await lockRows()).toEqual([]);
+
+    const live = { started_at: new Date().toISOString(), expires_at: new Date(Date.now() + 60_000).toISOString() };
+    await db
+      .prepare("INSERT INTO backup_lock (name, owner, started_at, expires_at) VALUES ('backup', 'manual:other', ?, ?)")
+      .bind(live.started_at, live.expires_at)
+      .run();
+    const err = await runBackup({ db, bucket, now: nextTime(), trigger: "manual" }).catch((e) => e);
+    expect(err.code).toBe("BACKUP_IN_PROGRESS");
+    expect(err.details).toEqual({ startedAt: live.started_at, expiresAt: live.expires_at, owner: "manual" });
+    expect(await lockRows()).toEqual([{ name: "backup", owner: "manual:other", ...live }]);
+  });
+
+  it("a failed run releases the lock, so the next run works", async () => {
+    const { bucket: failing } = faultyBucket(bucket, { put: { key: /\.manifest\.json$/, message: "injected: R2 unavailable" } });
+    const err = await runBackup({ db, bucket: failing, now: nextTime(), trigger: "manual" }).catch((e) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.code).toBe("STORAGE_ERROR");
+    expect(await lockRows()).toEqual([]);
+
+    const now = nextTime();
+    expect((await runBackup({ db, bucket, now, trigger: "manual" })).summary.name).toBe(backupNameFor(now));
+  });
+
+  it("only the owner releases: an overdue run does not release the lock of the run that took it over", async () => {
+    const t0 = Date.now();
+    const a = await acquireBackupLock({ db, now: () => new Date(t0), ttlMs: 1000, owner: "manual" });
+    await expect(acquireBackupLock({ db, now: () => new Date(t0 + 999), ttlMs: 1000 })).rejects.toMatchObject({ code: "BACKUP_IN_PROGRESS" });
+    const b = await acquireBackupLock({ db, now: () => new Date(t0 + 1000), ttlMs: 1000, owner: "scheduled" });
+    expect(b.owner).not.toBe(a.owner);
+    expect(await releaseBackupLock(db, a)).toBe(false);
+    expect((await lockRows()).map((r) => r.owner)).toEqual([b.owner]);
+    expect(await releaseBackupLock(db, b)).toBe(true);
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("the lock row a backup carries in its own dump is expired by the time it could be restored and used", async () => {
+    const now = nextTime();
+    const { summary } = await runBackup({ db, bucket, now, trigger: "manual" });
+    const sql = gunzipSync(Buffer.from(await (await bucket.get(summary.key))!.arrayBuffer())).toString("utf8");
+    const lines = sql.split("\n");
+    const start = lines.findIndex((l) => l.startsWith('INSERT INTO "backup_lock"'));
+    expect(start).toBeGreaterThan(0);
+    let end = start;
+    while (!lines[end].endsWith(";")) end++;
+    const insert = lines.slice(start, end + 1).join("\n");
+
+    // Restore just that statement, as the full restore would.
+    await db.prepare(insert).run();
+    const [row] = await lockRows();
+    expect(row.owner).toMatch(/^manual:/);
+    expect(Date.parse(row.expires_at) - Date.parse(row.started_at)).toBe(DEFAULT_LOCK_TTL_MS);
+
+    // Within the TTL of the original run it still blocks, naming when it ends; after, it is taken over.
+    const justBefore = () => new Date(Date.parse(row.expires_at) - 1);
+    await expect(acquireBackupLock({ db, now: justBefore })).rejects.toMatchObject({
+      code: "BACKUP_IN_PROGRESS",
+      details: { startedAt: row.started_at, expiresAt: row.expires_at },
+    });
+    const after = await acquireBackupLock({ db, now: () => new Date(row.expires_at) });
+    expect(await releaseBackupLock(db, after)).toBe(true);
+  });
+});
+
+describe("runCleanup / runScheduledBackup", () => {
+  it("runCleanup is refused while a backup holds the lock; its dry run is not", async () => {
+    const held = await acquireBackupLock({ db, owner: "scheduled" });
+    await expect(runCleanup({ db, bucket })).rejects.toMatchObject({ code: "BACKUP_IN_PROGRESS", status: 409 });
+    const dry = await runCleanup({ db, bucket, dryRun: true });
+    expect(dry.dryRun).toBe(true);
+    // An invalid policy is a 400, not a 409, even while the lock is held.
+    await expect(runCleanup({ db, bucket, policy: { keepLatest: 0 } })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await releaseBackupLock(db, held);
+    const real = await runCleanup({ db, bucket, actor: "user_admin" });
+    expect(real.dryRun).toBe(false);
+    expect(await activity("backup_cleanup_completed")).toHaveLength(1);
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("runScheduledBackup: backup + cleanup, logs scheduled_backup_completed", async () => {
+    const now = nextTime();
+    const { backup, cleanup } = await runScheduledBackup({ db, bucket, now });
+    expect(backup.summary.name).toBe(backupNameFor(now));
+    expect(backup.manifest.trigger).toBe("scheduled");
+    expect(cleanup.kept[0]).toBe(backup.summary.key);
+    expect(await activity("scheduled_backup_completed")).toEqual([
+      {
+        user_id: null,
+        entity_id: backup.summary.key,
+        details: {
+          key: backup.summary.key,
+          size: backup.summary.size,
+          rows: backup.summary.totalRows,
+          deleted: cleanup.deleted,
+          incompleteDeleted: cleanup.incompleteDeleted,
+        },
+      },
+    ]);
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("runScheduledBackup rethrows a failure and logs scheduled_backup_failed with the reason", async () => {
+    const { bucket: failing } = faultyBucket(bucket, { put: { key: /\.manifest\.json$/, message: "injected: R2 unavailable" } });
+    const now = nextTime();
+    const err = await runScheduledBackup({ db, bucket: failing, now }).catch((e) => e);
+    expect(err.code).toBe("STORAGE_ERROR");
+    const [row] = await activity("scheduled_backup_failed");
+    expect(row.details).toEqual({ stage: "backup", key: null, code: "STORAGE_ERROR", reason: err.message });
+    expect(await keysUnder(keysFor(backupNameFor(now)).object)).toEqual([]);
+    expect(await lockRows()).toEqual([]);
+
+    // Held lock: the nightly run fails loudly instead of running beside another.
+    const held = await acquireBackupLock({ db, owner: "manual:user_a" });
+    const busy = await runScheduledBackup({ db, bucket, now: nextTime() }).catch((e) => e);
+    expect(busy.code).toBe("BACKUP_IN_PROGRESS");
+    expect((await activity("scheduled_backup_failed"))[1].details).toMatchObject({ stage: "backup", code: "BACKUP_IN_PROGRESS" });
+    await releaseBackupLock(db, held);
+  });
+});
+
+describe("without the migration", () => {
+  it("a missing backup_lock table is a CONFIG_ERROR naming the migration", async () => {
+    await db.exec("DROP TABLE backup_lock");
+    const err = await runBackup({ db, bucket, now: nextTime(), trigger: "cli" }).catch((e) => e);
+    expect(err.code).toBe("CONFIG_ERROR");
+    expect(err.message).toContain("0002_backup_lock.sql");
+  });
+});

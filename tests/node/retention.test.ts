@@ -1,0 +1,330 @@
+// Retention against real local D1 + R2: which backups go, which stay whatever their age, that
+// client documents and look-alike keys in the same bucket are never touched, that abandoned
+// leftovers are removed, and that a dry run changes nothing.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { backupDatabase, BackupError, keysFor, listBackups } from "../../lib/backup";
+import { backupNameFor } from "../../lib/backup/keys";
+import { cleanupOldBackups, DEFAULT_RETENTION } from "../../lib/backup/retention";
+import { freshPlatform } from "../helpers/local";
+
+let platform: Awaited<ReturnType<typeof freshPlatform>>;
+let db: D1Database;
+let bucket: R2Bucket;
+
+const DAY = 24 * 60 * 60 * 1000;
+const HOUR = 60 * 60 * 1000;
+// Later than every R2 upload time in this file by days, so leftovers written now count as old by
+// their upload time too, and relative to the real clock, so the file keeps working in any year.
+const NOW = new Date(Math.floor(Date.now() / 1000) * 1000 + 60 * DAY);
+const daysAgo = (d: number, from = NOW) => new Date(from.getTime() - d * DAY);
+const objectKey = (d: Date) => keysFor(backupNameFor(d)).object;
+
+beforeAll(async () => {
+  platform = await freshPlatform();
+  db = platform.env.DB;
+  bucket = platform.env.DOCUMENTS;
+});
+
+afterAll(async () => {
+  await platform?.dispose();
+});
+
+beforeEach(async () => {
+  // Each test starts from an empty bucket and audit trail (test code may delete anything).
+  for (;;) {
+    const page = await bucket.list({ limit: 1000 });
+    if (page.objects.length === 0) break;
+    await bucket.delete(page.objects.map((o) => o.key));
+  }
+  await db.exec("DELETE FROM activity_log");
+});
+
+/** Real backups at the given times (concurrently: distinct names never conflict); their keys in order. */
+async function backupsAt(dates: Date[]): Promise<string[]> {
+  const results = await Promise.all(dates.map((now) => backupDatabase({ db, bucket, now, trigger: "cli" })));
+  return results.map((r) => r.summary.key);
+}
+
+async function allKeys(): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({ cursor });
+    keys.push(...page.objects.map((o) => o.key));
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return keys.sort();
+}
+
+async function cleanupRows(): Promise<{ action: string; user_id: string | null; details: Record<string, unknown> }[]> {
+  const rows = await db
+    .prepare("SELECT action, user_id, details FROM activity_log WHERE action LIKE 'backup_cleanup_%' ORDER BY id")
+    .all<{ action: string; user_id: string | null; details: string }>();
+  return rows.results.map((r) => ({ ...r, details: JSON.parse(r.details) }));
+}
+
+/** The real bucket, except that delete() throws for the chosen keys. */
+function failingDeletes(real: R2Bucket, fails: (key: string) => boolean, message: string): R2Bucket {
+  return {
+    head: (k: string) => real.head(k),
+    get: (k: string, o?: R2GetOptions) => real.get(k, o),
+    list: (o?: R2ListOptions) => real.list(o),
+    put: (k: string, v: never, o?: R2PutOptions) => real.put(k, v, o),
+    delete: async (k: string | string[]) => {
+      if ((Array.isArray(k) ? k : [k]).some(fails)) throw new Error(message);
+      return real.delete(k);
+    },
+    createMultipartUpload: (k: string, o?: R2MultipartOptions) => real.createMultipartUpload(k, o),
+    resumeMultipartUpload: (k: string, id: string) => real.resumeMultipartUpload(k, id),
+  } as unknown as R2Bucket;
+}
+
+const completeKeys = async () => (await listBackups(bucket)).backups.map((b) => b.key);
+
+describe("cleanupOldBackups", () => {
+  it("deletes complete backups older than maxAgeDays (manifest and object), keeps younger ones, and logs it", async () => {
+    const ages = [0, 1, 2, 3, 4, 5, 6, 7, 29, 30, 31, 60];
+    const keys = await backupsAt(ages.map((d) => daysAgo(d)));
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, actor: "user_admin_1" });
+
+    const old = [60, 31].map((d) => objectKey(daysAgo(d)));
+    expect(result.deleted).toEqual(old); // oldest first
+    expect(result.kept).toEqual(keys.filter((k) => !old.includes(k))); // newest first; exactly 30 days old is not older
+    expect(result.incompleteDeleted).toEqual([]);
+    expect(result.needsAttention).toEqual([]);
+    expect(result.dryRun).toBe(false);
+    expect(result.cutoff).toBe(daysAgo(30).toISOString());
+
+    // Both halves of every deleted backup are gone; nothing is left half-deleted.
+    const remaining = await allKeys();
+    for (const d of [60, 31]) {
+      const k = keysFor(backupNameFor(daysAgo(d)));
+      expect(remaining).not.toContain(k.object);
+      expect(remaining).not.toContain(k.manifest);
+    }
+    const listing = await listBackups(bucket);
+    expect(listing.backups.map((b) => b.key)).toEqual(result.kept);
+    expect(listing.incomplete).toEqual([]);
+
+    expect(await cleanupRows()).toEqual([
+      {
+        action: "backup_cleanup_completed",
+        user_id: "user_admin_1",
+        details: {
+          trigger: "manual",
+          deleted: old,
+          kept: result.kept,
+          incompleteDeleted: [],
+          needsAttention: [],
+          policy: DEFAULT_RETENTION,
+          cutoff: result.cutoff,
+          dryRun: false,
+        },
+      },
+    ]);
+  });
+
+  it("never deletes the newest keepLatest backups, however old", async () => {
+    // One backup every 10 days: 40, 50 and 60 days old are past maxAgeDays but among the newest 7.
+    const keys = await backupsAt([0, 10, 20, 30, 40, 50, 60, 70, 80, 90].map((d) => daysAgo(d)));
+    const result = await cleanupOldBackups({ db, bucket, now: NOW });
+    expect(result.kept).toEqual(keys.slice(0, 7));
+    expect(result.deleted).toEqual([90, 80, 70].map((d) => objectKey(daysAgo(d))));
+    expect(await completeKeys()).toEqual(keys.slice(0, 7));
+
+    // keepLatest from the policy, not only the default.
+    const again = await cleanupOldBackups({ db, bucket, now: NOW, policy: { keepLatest: 5 } });
+    expect(again.deleted).toEqual([60, 50].map((d) => objectKey(daysAgo(d))));
+    expect(again.kept).toHaveLength(5);
+  });
+
+  it("after a month of failed backups, ages count from the newest backup, not the clock", async () => {
+    // The last good backup is 40 days old. By the clock alone every backup is past 30 days and
+    // only the newest 7 would survive; measured from the newest, only those 30+ days older go.
+    const keys = await backupsAt([40, 42, 44, 46, 48, 50, 52, 60, 69, 70, 71, 90].map((d) => daysAgo(d)));
+    const result = await cleanupOldBackups({ db, bucket, now: NOW });
+    expect(result.cutoff).toBe(daysAgo(70).toISOString());
+    expect(result.deleted).toEqual([90, 71].map((d) => objectKey(daysAgo(d))));
+    expect(result.kept).toEqual(keys.slice(0, 10));
+
+    // Even with keepLatest 1 the last good backups within maxAgeDays of the newest stay.
+    const strict = await cleanupOldBackups({ db, bucket, now: NOW, policy: { keepLatest: 1 } });
+    expect(strict.deleted).toEqual([]);
+
+    // A clock behind the newest backup (skew, or a future-named backup) ages from the clock.
+    const behind = await cleanupOldBackups({ db, bucket, now: daysAgo(60), policy: { keepLatest: 1, maxAgeDays: 5 } });
+    expect(behind.cutoff).toBe(daysAgo(65).toISOString());
+    expect(behind.deleted).toEqual([70, 69].map((d) => objectKey(daysAgo(d))));
+  });
+
+  it("with every backup old, keeps exactly the newest keepLatest", async () => {
+    const keys = await backupsAt([40, 45, 50, 75, 80, 85, 90, 95, 100, 105].map((d) => daysAgo(d)));
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, policy: { maxAgeDays: 1, keepLatest: 7 } });
+    expect(result.kept).toEqual(keys.slice(0, 7));
+    expect(result.deleted).toEqual(keys.slice(7).reverse());
+    expect(await completeKeys()).toEqual(keys.slice(0, 7));
+  });
+
+  it("never touches client documents or look-alike keys, byte for byte", async () => {
+    const foreign: Record<string, string> = {
+      "clients/acme/contract.pdf": "%PDF-1.7 client contract",
+      "documents/42/report.docx": "PK\u0003\u0004 report",
+      "backups/notes.txt": "restore notes",
+      "backups-old/x": "an old export",
+      "Backups/database-2020-01-01-00-00-00.sql.gz": "upper-case prefix",
+      "backups/database-2026-13-45-00-00-00.sql.gz": "month 13",
+      "backups/database-2020-02-31-00-00-00.sql.gz": "February 31st",
+      "backups/database-2020-01-01-00-00-00.sql.gz.bak": "suffix",
+      "backups/database-2020-01-01-00-00-00.manifest.json.tmp": "suffix",
+      "backups/old/database-2020-01-01-00-00-00.sql.gz": "nested",
+      "backups/.staging/database-2020-01-01-00-00-00.manifest.json": "a manifest is never staged",
+      "backups/.staging/notes.txt": "staging look-alike",
+      "backups/database-2020-1-1-0-0-0.sql.gz": "short fields",
+      "xbackups/database-2020-01-01-00-00-00.sql.gz": "prefix look-alike",
+    };
+    for (const [key, text] of Object.entries(foreign)) {
+      await bucket.put(key, new TextEncoder().encode(text), { customMetadata: { owner: "portal" } });
+    }
+    await backupsAt([1, 50, 60].map((d) => daysAgo(d)));
+
+    // The most aggressive policy there is, long after everything was written.
+    const result = await cleanupOldBackups({
+      db,
+      bucket,
+      now: NOW,
+      policy: { maxAgeDays: 1, keepLatest: 1, incompleteMaxAgeHours: 1 },
+    });
+    expect(result.deleted).toEqual([60, 50].map((d) => objectKey(daysAgo(d))));
+    expect(result.incompleteDeleted).toEqual([]);
+
+    for (const [key, text] of Object.entries(foreign)) {
+      const obj = await bucket.get(key);
+      expect(obj, key).not.toBeNull();
+      expect(new TextDecoder().decode(await obj!.arrayBuffer()), key).toBe(text);
+      expect(obj!.customMetadata, key).toEqual({ owner: "portal" });
+    }
+    const k = keysFor(backupNameFor(daysAgo(1)));
+    expect(await allKeys()).toEqual([...Object.keys(foreign), k.manifest, k.object].sort());
+  });
+
+  it("removes leftovers of interrupted runs older than incompleteMaxAgeHours, keeps younger ones", async () => {
+    await backupsAt([NOW]);
+    // Object without manifest (interrupted before the manifest, or a cleanup interrupted after it).
+    const [objOnly] = await backupsAt([daysAgo(3)]);
+    await bucket.delete(keysFor(backupNameFor(daysAgo(3))).manifest);
+    // Manifest without object.
+    await backupsAt([daysAgo(5)]);
+    await bucket.delete(keysFor(backupNameFor(daysAgo(5))).object);
+    // A staged upload that never finished.
+    const staged = keysFor(backupNameFor(daysAgo(2))).staging;
+    await bucket.put(staged, new Uint8Array([0x1f, 0x8b, 1, 2, 3]));
+    // Young: a leftover named 2 hours before "now" may belong to a run still writing.
+    const young = keysFor(backupNameFor(new Date(NOW.getTime() - 2 * HOUR))).staging;
+    await bucket.put(young, new Uint8Array([0x1f, 0x8b]));
+    // Both halves present but not matching: could be a good backup read badly; an admin decides.
+    await backupsAt([daysAgo(4)]);
+    const mismatched = keysFor(backupNameFor(daysAgo(4)));
+    const manifest = JSON.parse(await (await bucket.get(mismatched.manifest))!.text());
+    manifest.object.sha256 = "0".repeat(64);
+    await bucket.put(mismatched.manifest, JSON.stringify(manifest));
+
+    const before = await listBackups(bucket);
+    expect(before.incomplete).toHaveLength(5);
+
+    const result = await cleanupOldBackups({ db, bucket, now: NOW });
+    expect([...result.incompleteDeleted].sort()).toEqual(
+      [objOnly, keysFor(backupNameFor(daysAgo(5))).manifest, staged].sort(),
+    );
+    expect(result.needsAttention).toEqual([
+      { name: mismatched.name, keys: [mismatched.object, mismatched.manifest], reason: "manifest does not match the backup object" },
+    ]);
+    expect(result.deleted).toEqual([]);
+
+    const after = await listBackups(bucket);
+    expect(after.incomplete.map((i) => i.keys).sort()).toEqual([[young], [mismatched.object, mismatched.manifest]].sort());
+    expect(after.backups.map((b) => b.key)).toEqual([objectKey(NOW)]);
+    expect((await cleanupRows())[0].details.incompleteDeleted).toEqual(result.incompleteDeleted);
+
+    // A day later the young leftover is abandoned too; the mismatched backup still waits for a person.
+    const later = await cleanupOldBackups({ db, bucket, now: new Date(NOW.getTime() + DAY) });
+    expect(later.incompleteDeleted).toEqual([young]);
+    expect(later.needsAttention.map((n) => n.name)).toEqual([mismatched.name]);
+  });
+
+  it("keeps a leftover written recently even when its name is old (a run still writing)", async () => {
+    const name = backupNameFor(new Date(Date.UTC(2020, 0, 1, 2, 0, 0)));
+    await bucket.put(keysFor(name).staging, new Uint8Array([0x1f, 0x8b]));
+    const result = await cleanupOldBackups({ db, bucket, now: new Date() });
+    expect(result.incompleteDeleted).toEqual([]);
+    expect(await allKeys()).toEqual([keysFor(name).staging]);
+  });
+
+  it("a dry run reports the same plan, deletes nothing and logs nothing", async () => {
+    await backupsAt([0, 1, 2, 3, 4, 5, 6, 40, 50].map((d) => daysAgo(d)));
+    const staged = keysFor(backupNameFor(daysAgo(3.5))).staging;
+    await bucket.put(staged, new Uint8Array([1]));
+    const before = await allKeys();
+
+    const dry = await cleanupOldBackups({ db, bucket, now: NOW, dryRun: true, actor: "user_admin_1" });
+    expect(dry.dryRun).toBe(true);
+    expect(dry.deleted).toEqual([50, 40].map((d) => objectKey(daysAgo(d))));
+    expect(dry.incompleteDeleted).toEqual([staged]);
+    expect(await allKeys()).toEqual(before);
+    expect(await cleanupRows()).toEqual([]);
+
+    const real = await cleanupOldBackups({ db, bucket, now: NOW });
+    expect({ ...real, dryRun: true }).toEqual(dry);
+    expect((await cleanupRows()).map((r) => r.action)).toEqual(["backup_cleanup_completed"]);
+  });
+
+  it("a delete failing half way logs backup_cleanup_failed, and never leaves a manifest without its object", async () => {
+    const keys = await backupsAt([0, 1, 2, 3, 4, 5, 6, 40, 50, 60].map((d) => daysAgo(d)));
+    const [k60, k50] = [60, 50].map((d) => keysFor(backupNameFor(daysAgo(d))));
+    // R2 fails deleting the 50-day-old backup's object, after its manifest is already gone.
+    const failing = failingDeletes(bucket, (key) => key === k50.object, "injected: R2 delete timed out");
+
+    const err = await cleanupOldBackups({ db, bucket: failing, now: NOW, actor: "user_admin_1" }).catch((e) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.code).toBe("STORAGE_ERROR");
+    expect(err.message).toContain("injected: R2 delete timed out");
+
+    const rows = await cleanupRows();
+    expect(rows).toHaveLength(1);
+    expect(rows[0].action).toBe("backup_cleanup_failed");
+    expect(rows[0].user_id).toBe("user_admin_1");
+    expect(rows[0].details).toMatchObject({ code: "STORAGE_ERROR", reason: err.message, deleted: [k60.object], incompleteDeleted: [] });
+
+    // The interrupted backup is an object without manifest: never listed as restorable...
+    const listing = await listBackups(bucket);
+    expect(listing.backups.map((b) => b.key)).toEqual(keys.slice(0, 8));
+    expect(listing.incomplete).toMatchObject([{ name: k50.name, keys: [k50.object], reason: "backup object without manifest" }]);
+    // ...and the next cleanup finishes the job.
+    const next = await cleanupOldBackups({ db, bucket, now: NOW });
+    expect(next.deleted).toEqual([objectKey(daysAgo(40))]);
+    expect(next.incompleteDeleted).toEqual([k50.object]);
+    expect((await listBackups(bucket)).incomplete).toEqual([]);
+  });
+
+  it("refuses an invalid policy with INVALID_INPUT before touching anything", async () => {
+    await backupsAt([0, 1, 2, 3, 4, 5, 6, 7, 40].map((d) => daysAgo(d)));
+    const before = await allKeys();
+    const bad: unknown[] = [
+      { keepLatest: 0 },
+      { maxAgeDays: 0 },
+      { maxAgeDays: -1 },
+      { maxAgeDays: 1.5 },
+      { incompleteMaxAgeHours: 0 },
+      { keepLatest: Number.NaN },
+      { keepLatest: "7" },
+      { keeplatest: 1 },
+    ];
+    for (const policy of bad) {
+      const err = await cleanupOldBackups({ db, bucket, now: NOW, policy: policy as never }).catch((e) => e);
+      expect(err, JSON.stringify(policy)).toBeInstanceOf(BackupError);
+      expect(err.code).toBe("INVALID_INPUT");
+      expect(err.status).toBe(400);
+    }
+    expect(await allKeys()).toEqual(before);
+    expect(await cleanupRows()).toEqual([]);
+  });
+});

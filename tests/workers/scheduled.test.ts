@@ -1,0 +1,141 @@
+/// <reference types="@cloudflare/vitest-pool-workers/types" />
+// The cron Worker inside workerd, with the bindings of functions/wrangler.toml (local D1/R2) and
+// the real migrations: a scheduled event makes a complete backup, applies retention and logs it;
+// any failure rejects (so Cloudflare marks the run failed) and is logged as scheduled_backup_failed.
+import { createExecutionContext, createScheduledController, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import worker, { type Env } from "../../functions/scheduled";
+import { backupDatabase, BackupError, DUMP_END_MARKER, listBackups } from "../../lib/backup";
+
+const CRON = "0 2 * * *";
+const DAY = 24 * 60 * 60 * 1000;
+
+async function runCron(e: Env): Promise<void> {
+  // Backup names have one-second resolution; a second run within the same second is BACKUP_EXISTS.
+  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+  const ctx = createExecutionContext();
+  try {
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: CRON }), e, ctx);
+  } finally {
+    await waitOnExecutionContext(ctx);
+  }
+}
+
+async function activity(action: string): Promise<{ entity_id: string | null; details: Record<string, unknown> }[]> {
+  const rows = await env.DB.prepare("SELECT entity_id, details FROM activity_log WHERE action = ? ORDER BY id")
+    .bind(action)
+    .all<{ entity_id: string | null; details: string }>();
+  return rows.results.map((r) => ({ ...r, details: JSON.parse(r.details) }));
+}
+
+async function lockRows(): Promise<unknown[]> {
+  return (await env.DB.prepare("SELECT * FROM backup_lock").all()).results;
+}
+
+/** The real bucket, except that put() of a manifest throws (fault injection at the binding). */
+function manifestPutFails(real: R2Bucket): R2Bucket {
+  return {
+    head: (k: string) => real.head(k),
+    get: (k: string, o?: R2GetOptions) => real.get(k, o),
+    list: (o?: R2ListOptions) => real.list(o),
+    delete: (k: string | string[]) => real.delete(k),
+    put: async (k: string, v: never, o?: R2PutOptions) => {
+      if (k.endsWith(".manifest.json")) throw new Error("injected: R2 is unavailable");
+      return real.put(k, v, o);
+    },
+    createMultipartUpload: (k: string, o?: R2MultipartOptions) => real.createMultipartUpload(k, o),
+    resumeMultipartUpload: (k: string, id: string) => real.resumeMultipartUpload(k, id),
+  } as unknown as R2Bucket;
+}
+
+describe("cron Worker scheduled()", () => {
+  it("makes a complete backup, applies retention and logs scheduled_backup_completed", async () => {
+    await env.DB.prepare("INSERT INTO clients (id, company_name, email) VALUES ('c1', 'Acme ''Corp''', 'it@acme.test')").run();
+    // Eight backups from 31..38 days ago: with tonight's they are nine; the two oldest go.
+    for (let d = 31; d <= 38; d++) {
+      await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, now: new Date(Date.now() - d * DAY), trigger: "cli" });
+    }
+    const before = (await listBackups(env.DOCUMENTS)).backups;
+    expect(before).toHaveLength(8);
+
+    await runCron(env);
+
+    const listing = await listBackups(env.DOCUMENTS);
+    expect(listing.incomplete).toEqual([]);
+    expect(listing.backups).toHaveLength(7);
+    const [newest] = listing.backups;
+    expect(newest.manifest.trigger).toBe("scheduled");
+    expect(Date.now() - Date.parse(newest.manifest.createdAt)).toBeLessThan(60_000);
+    expect(newest.manifest.tables.find((t) => t.name === "clients")?.rows).toBe(1);
+    expect(newest.manifest.tables.map((t) => t.name)).toContain("backup_lock");
+    // The object is a whole gzip'd dump, as the manifest says.
+    const obj = await env.DOCUMENTS.get(newest.key);
+    const sql = await new Response(obj!.body.pipeThrough(new DecompressionStream("gzip"))).text();
+    expect(sql).toContain("INSERT INTO \"clients\"");
+    expect(sql.trimEnd().endsWith(DUMP_END_MARKER)).toBe(true);
+
+    const deleted = before.slice(-2).map((b) => b.key).reverse();
+    expect(await activity("scheduled_backup_completed")).toEqual([
+      {
+        entity_id: newest.key,
+        details: { key: newest.key, size: newest.size, rows: newest.manifest.totalRows, deleted, incompleteDeleted: [] },
+      },
+    ]);
+    expect((await activity("backup_cleanup_completed")).at(-1)?.details).toMatchObject({ trigger: "scheduled", deleted });
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("an R2 failure rejects (the run is marked failed) and logs scheduled_backup_failed", async () => {
+    const before = (await listBackups(env.DOCUMENTS)).backups.map((b) => b.key);
+    const err = await runCron({ ...env, DOCUMENTS: manifestPutFails(env.DOCUMENTS) }).catch((e) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.code).toBe("STORAGE_ERROR");
+    expect(err.message).toContain("injected: R2 is unavailable");
+
+    const failed = await activity("scheduled_backup_failed");
+    expect(failed.at(-1)?.details).toEqual({ stage: "backup", key: null, code: "STORAGE_ERROR", reason: err.message });
+    const listing = await listBackups(env.DOCUMENTS);
+    expect(listing.backups.map((b) => b.key)).toEqual(before);
+    expect(listing.incomplete).toEqual([]);
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("a missing DOCUMENTS binding rejects with a CONFIG_ERROR naming it, and is logged", async () => {
+    const { DOCUMENTS: _omitted, ...withoutBucket } = env;
+    const err = await runCron(withoutBucket).catch((e) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.code).toBe("CONFIG_ERROR");
+    expect(err.message).toContain("missing binding DOCUMENTS (R2 bucket tech-support-documents)");
+    expect((await activity("scheduled_backup_failed")).at(-1)?.details).toEqual({
+      stage: "config",
+      code: "CONFIG_ERROR",
+      reason: err.message,
+    });
+  });
+
+  it("a missing DB or a wrong binding type rejects naming every problem", async () => {
+    const err = await runCron({ DOCUMENTS: "tech-support-documents" as unknown as R2Bucket }).catch((e) => e);
+    expect(err.code).toBe("CONFIG_ERROR");
+    expect(err.message).toContain("missing binding DB (D1 database tech-support-db)");
+    expect(err.message).toContain("binding DOCUMENTS is not an R2 bucket binding");
+  });
+
+  it("a database without the backup_lock migration rejects, naming it, and is logged", async () => {
+    await env.DB.exec("ALTER TABLE backup_lock RENAME TO backup_lock_away");
+    try {
+      const err = await runCron(env).catch((e) => e);
+      expect(err.code).toBe("CONFIG_ERROR");
+      expect(err.message).toContain("migrations/0002_backup_lock.sql");
+    } finally {
+      await env.DB.exec("ALTER TABLE backup_lock_away RENAME TO backup_lock");
+    }
+    expect((await activity("scheduled_backup_failed")).at(-1)?.details).toMatchObject({ stage: "backup", code: "CONFIG_ERROR" });
+  });
+
+  it("serves nothing over HTTP", async () => {
+    const res = await worker.fetch();
+    expect(res.status).toBe(404);
+    expect((await SELF.fetch("https://cron.example/__scheduled")).status).toBe(404);
+  });
+});

@@ -1,0 +1,27 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+
+// Tests that run inside workerd (the production runtime) against the cron Worker itself: its
+// wrangler config, its D1/R2 bindings (miniflare, local) and the real migrations.
+export default defineConfig(async () => ({
+  resolve: { alias: { "@": root } },
+  plugins: [
+    cloudflareTest({
+      main: path.join(root, "functions", "scheduled.ts"),
+      wrangler: { configPath: path.join(root, "functions", "wrangler.toml") },
+      miniflare: {
+        // Read here in Node, applied inside the Worker by tests/workers/setup.ts.
+        bindings: { TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")) },
+      },
+    }),
+  ],
+  test: {
+    include: ["tests/workers/**/*.test.ts"],
+    setupFiles: ["tests/workers/setup.ts"],
+    testTimeout: 60_000,
+  },
+}));
