@@ -8,16 +8,34 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       list: { type: "boolean", default: false },
+      latest: { type: "boolean", default: false },
       "persist-to": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
-    console.log("usage: npm run backup [-- --list] [-- --persist-to DIR]\n  default state: .wrangler/state (what wrangler --local uses)");
+    console.log(
+      [
+        "usage: npm run backup [-- --persist-to DIR]            one backup; prints the API's JSON",
+        "       npm run backup -- --list [--persist-to DIR]     complete backups (newest first) and leftovers",
+        "       npm run -s backup -- --latest                   the newest complete backup's name, for scripts",
+        "default state: .wrangler/state (what wrangler --local uses)",
+      ].join("\n"),
+    );
     return 0;
   }
   const worker = await startLocalWorker({ persistTo: values["persist-to"] });
   try {
+    if (values.latest) {
+      const res = await worker.call<{ backups?: { key: string }[] }>("/list");
+      const newest = res.body.backups?.[0];
+      if (res.status !== 200 || !newest) {
+        console.error(res.status === 200 ? "backup: no complete backup yet" : JSON.stringify(res.body));
+        return 1;
+      }
+      console.log(newest.key.replace(/^backups\//, "").replace(/\.sql\.gz$/, ""));
+      return 0;
+    }
     const res = values.list
       ? await worker.call<unknown>("/list")
       : await worker.call<{ success: boolean; manifest?: unknown }>("/backup", { method: "POST", body: {} });
