@@ -142,6 +142,9 @@ export function rawRequest(base: string, p: string, init: RequestOptions = {}): 
         method: init.method ?? "GET",
         path: p,
         headers: { "accept-encoding": "identity", ...init.headers },
+        // A fresh connection per request: Node's default keep-alive agent can reuse a socket the
+        // server is just closing, which surfaces as a random "socket hang up".
+        agent: false,
       },
       (res) => {
         const chunks: Buffer[] = [];

@@ -130,6 +130,17 @@ afterAll(async () => {
   await Promise.all([main?.stop(), noCron?.stop(), broken?.stop()]);
 });
 
+/** The portal's client documents share the bucket: backup routes must never change them. */
+async function expectClientDocumentsUntouched(): Promise<void> {
+  const platform = await openLocalPlatform({ persistTo: main.persistTo });
+  try {
+    expect(await (await platform.env.DOCUMENTS.get(CLIENT_DOC))?.text()).toBe(CLIENT_DOC_BODY);
+    expect(await platform.env.DOCUMENTS.head(LOOKALIKE)).not.toBeNull();
+  } finally {
+    await platform.dispose();
+  }
+}
+
 describe("admin auth (Clerk session token, verified with CLERK_JWT_KEY, no network)", () => {
   it("no token: 401 UNAUTHORIZED in the JSON error shape", async () => {
     const res = await main.request("/api/admin/backup");
@@ -388,13 +399,7 @@ describe("admin backup API", () => {
     expectError(await main.request("/api/admin/backup/database-2020-01-01-02-00-00?file=x", { headers: bearer(t) }), 400, "INVALID_INPUT");
 
     // The client documents are untouched.
-    const platform = await openLocalPlatform({ persistTo: main.persistTo });
-    try {
-      expect(await (await platform.env.DOCUMENTS.get(CLIENT_DOC))?.text()).toBe(CLIENT_DOC_BODY);
-      expect(await platform.env.DOCUMENTS.head(LOOKALIKE)).not.toBeNull();
-    } finally {
-      await platform.dispose();
-    }
+    await expectClientDocumentsUntouched();
   });
 
   it("concurrent POSTs: exactly one backup runs, the others get 409 (BACKUP_IN_PROGRESS with details.startedAt)", async () => {
@@ -472,13 +477,7 @@ describe("admin backup API", () => {
     expect(logged).toHaveLength(1);
     expect(logged[0].user_id).toBe("user_admin_7");
 
-    const platform = await openLocalPlatform({ persistTo: main.persistTo });
-    try {
-      expect(await (await platform.env.DOCUMENTS.get(CLIENT_DOC))?.text()).toBe(CLIENT_DOC_BODY);
-      expect(await platform.env.DOCUMENTS.head(LOOKALIKE)).not.toBeNull();
-    } finally {
-      await platform.dispose();
-    }
+    await expectClientDocumentsUntouched();
   });
 
   it("unknown query parameters on POST/GET are refused", async () => {
