@@ -3,7 +3,7 @@
 // views and triggers (so no trigger fires while the data goes back in).
 import { BackupError, wrapBindingError } from "./errors";
 import { colAlias, keyAlias, rowMatch, rowQuery, TUPLE_ALIAS, type SchemaInfo, type TableInfo } from "./schema";
-import { quoteIdent, splitLiteral, utf8Length } from "./sql";
+import { quoteIdent, quoteText, splitLiteral, utf8Length } from "./sql";
 
 export const DUMP_FORMAT_VERSION = 1;
 export const DUMP_END_MARKER = "-- d1-backup: end of dump";
@@ -158,7 +158,7 @@ export async function* dumpDatabase(
 
   // Inserting rows already advanced sqlite_sequence to the highest key; set the recorded value,
   // which is higher when rows were deleted, so restored AUTOINCREMENT ids never reuse old ones.
-  const dumped = new Set(schema.tables.filter((t) => t.autoincrement).map((t) => `'${t.name.replace(/'/g, "''")}'`));
+  const dumped = new Set(schema.tables.filter((t) => t.autoincrement).map((t) => quoteText(t.name)));
   for (const s of sequences) {
     const name = s[keyAlias(0)];
     if (!dumped.has(name)) continue;
