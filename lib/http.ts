@@ -3,7 +3,6 @@
 import { z } from "zod";
 import { BackupError } from "./backup/errors";
 import { errorResponse } from "./backup/present";
-import type { CleanupResult } from "./backup/retention";
 
 // Backup data and audit answers must never be cached by a browser or a CDN.
 const NO_STORE = { "cache-control": "no-store" } as const;
@@ -27,20 +26,6 @@ export function errorJson(e: unknown, where: string): Response {
   // RFC 9110: a 401 names the scheme it wants.
   if (status === 401) headers["www-authenticate"] = 'Bearer realm="d1-backup"';
   return json(body, { status, headers });
-}
-
-/** The cleanup part of DELETE /api/admin/backup and of the cron route. */
-export function cleanupBody(r: CleanupResult) {
-  return {
-    deleted_count: r.deleted.length,
-    deleted: r.deleted,
-    kept: r.kept,
-    incomplete_deleted: r.incompleteDeleted,
-    // Backups with an object and a manifest that do not check out: never deleted automatically.
-    needs_attention: r.needsAttention,
-    dry_run: r.dryRun,
-    ...(r.warnings.length ? { warnings: r.warnings } : {}),
-  };
 }
 
 /** Query parameters as a plain object, refusing repeats (`?dry_run=0&dry_run=1` is ambiguous). */

@@ -6,7 +6,7 @@ export { BACKUP_PREFIX, backupNameFor, keysFor, parseBackupKey, parseBackupName 
 export { parseManifest, type Manifest } from "./manifest";
 export { logActivity, tryLogActivity, type ActivityEntry, type BackupAction } from "./activity";
 export { DUMP_END_MARKER, DUMP_FORMAT_VERSION } from "./dump";
-export { backupResponse, errorResponse, listResponse } from "./present";
+export { backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup } from "./run";
 export { cleanupOldBackups, DEFAULT_RETENTION, type CleanupResult, type RetentionPolicy } from "./retention";
 export { withBackupLock } from "./lock";

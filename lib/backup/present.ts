@@ -2,6 +2,7 @@
 import type { BackupSummary } from "./backup";
 import { BackupError, isBackupError } from "./errors";
 import type { BackupListing } from "./list";
+import type { CleanupResult } from "./retention";
 
 export function backupResponse(s: BackupSummary) {
   return {
@@ -43,6 +44,20 @@ export function listResponse(listing: BackupListing) {
     })),
     total: listing.backups.length,
     incomplete: listing.incomplete,
+  };
+}
+
+/** The cleanup part of DELETE /api/admin/backup and of the cron route. */
+export function cleanupResponse(r: CleanupResult) {
+  return {
+    deleted_count: r.deleted.length,
+    deleted: r.deleted,
+    kept: r.kept,
+    incomplete_deleted: r.incompleteDeleted,
+    // Backups with an object and a manifest that do not check out: never deleted automatically.
+    needs_attention: r.needsAttention,
+    dry_run: r.dryRun,
+    ...(r.warnings.length ? { warnings: r.warnings } : {}),
   };
 }
 

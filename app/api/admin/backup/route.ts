@@ -2,11 +2,11 @@
 // Thin by design: admin check, input parsing, one library call, the shared JSON shapes.
 import { z } from "zod";
 import { requireAdmin } from "@/lib/auth";
-import { backupResponse, listResponse } from "@/lib/backup/present";
+import { backupResponse, cleanupResponse, listResponse } from "@/lib/backup/present";
 import { listBackups } from "@/lib/backup/list";
 import { runBackup, runCleanup } from "@/lib/backup/run";
 import { getBindings } from "@/lib/env";
-import { cleanupBody, errorJson, flag, json, parseQuery } from "@/lib/http";
+import { errorJson, flag, json, parseQuery } from "@/lib/http";
 
 export const runtime = "edge";
 export const dynamic = "force-dynamic";
@@ -44,7 +44,7 @@ export async function DELETE(request: Request): Promise<Response> {
     const { dry_run } = parseQuery(new URL(request.url), deleteQuery);
     const { db, bucket } = getBindings();
     const result = await runCleanup({ db, bucket, actor, dryRun: dry_run ?? false, trigger: "manual" });
-    return json({ success: true, ...cleanupBody(result) });
+    return json({ success: true, ...cleanupResponse(result) });
   } catch (e) {
     return errorJson(e, "DELETE /api/admin/backup");
   }

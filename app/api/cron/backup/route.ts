@@ -2,11 +2,11 @@
 // `Authorization: Bearer <CRON_SECRET>`). Not behind Clerk: the shared secret is the credential.
 // Fails closed: without a usable CRON_SECRET every call is refused with 500 CONFIG_ERROR (a
 // server misconfiguration, not a client error, and not "try again later" like a 503 would say).
-import { backupResponse } from "@/lib/backup/present";
+import { backupResponse, cleanupResponse } from "@/lib/backup/present";
 import { BackupError } from "@/lib/backup/errors";
 import { runScheduledBackup } from "@/lib/backup/run";
 import { getBindings, getCronConfig } from "@/lib/env";
-import { cleanupBody, errorJson, json } from "@/lib/http";
+import { errorJson, json } from "@/lib/http";
 
 export const runtime = "edge";
 export const dynamic = "force-dynamic";
@@ -37,7 +37,7 @@ export async function GET(request: Request): Promise<Response> {
 
     const { db, bucket } = getBindings();
     const { backup, cleanup } = await runScheduledBackup({ db, bucket });
-    return json({ success: true, backup: backupResponse(backup.summary).backup, cleanup: cleanupBody(cleanup) });
+    return json({ success: true, backup: backupResponse(backup.summary).backup, cleanup: cleanupResponse(cleanup) });
   } catch (e) {
     return errorJson(e, "GET /api/cron/backup");
   }
