@@ -258,7 +258,8 @@ async function main() {
     const rows: Row[] = [];
     for (const n of sizes) rows.push(await benchSize(n, work));
     const md = report(rows, values.smoke);
-    const out = values.out ?? path.join(PROJECT_ROOT, values.smoke ? path.join(work, "benchmarks.md") : "docs/benchmarks.md");
+    // resolve, not join: the smoke report goes to the absolute temp dir, the full one into docs/.
+    const out = values.out ?? path.resolve(PROJECT_ROOT, values.smoke ? path.join(work, "benchmarks.md") : "docs/benchmarks.md");
     fs.writeFileSync(out, md);
     process.stdout.write(`${md}\nwritten to ${out}\n`);
   } finally {
