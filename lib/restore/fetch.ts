@@ -1,0 +1,210 @@
+// Gets a backup's object and manifest onto local disk: from the local R2 state (the same state
+// `wrangler --local` uses), from the real bucket through `wrangler r2 object get --remote`, or
+// from files the operator already has. Objects are streamed to a temp file and hashed while being
+// written, so a multi-gigabyte backup never sits in memory.
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { BackupError, errorMessage } from "../backup/errors";
+import { keysFor, parseBackupName } from "../backup/keys";
+import { openLocalPlatform } from "../local/platform";
+import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";
+import { formatSize, type Reporter } from "./progress";
+
+export const DEFAULT_BUCKET = "tech-support-documents";
+export const DEFAULT_DATABASE = "tech-support-db";
+
+export type BackupSource =
+  /** The R2 bucket in a local state directory (default: .wrangler/state). */
+  | { kind: "local"; name: string; persistTo?: string; bucket?: string }
+  /** The real bucket, through wrangler (needs a Cloudflare login or API token). */
+  | { kind: "remote"; name: string; bucket?: string }
+  /** A `.sql.gz` or plain `.sql` file on disk, with its manifest (default: beside it). */
+  | { kind: "file"; file: string; manifestFile?: string; name?: string; noManifest?: boolean };
+
+export interface FetchedBackup {
+  /** The backup asked for (null: a file whose name is not a backup name, and no name given). */
+  name: string | null;
+  /** Where it came from, for people. */
+  origin: string;
+  /** The R2 key of the object (or the file path). */
+  key: string;
+  /** The gzip object on disk, or null when a plain SQL file was given. */
+  objectFile: string | null;
+  /** A plain SQL file given directly (no gzip layer to check). */
+  plainFile: string | null;
+  /** Size and sha256 of the object file, when computed while downloading. */
+  objectHash: { size: number; sha256: string } | null;
+  /** The manifest's text, or null with --no-manifest. */
+  manifestText: string | null;
+  manifestOrigin: string;
+}
+
+function missingManifest(name: string, where: string, objectExists: boolean | null): BackupError {
+  const key = keysFor(name).manifest;
+  const why =
+    objectExists === false
+      ? "and there is no backup object either: no such backup"
+      : objectExists
+        ? "but the backup object exists: the backup is incomplete (interrupted before its manifest was written, or the manifest was deleted)"
+        : "";
+  return new BackupError(
+    "NOT_FOUND",
+    `missing manifest: ${key} was not found in ${where}${why ? `, ${why}` : ""}. ` +
+      "Without its manifest a backup cannot be verified, so it is not restored: pick another backup " +
+      "(or, as a last resort, restore the file with --file … --no-manifest)",
+    { details: { check: "manifest-present", name, key } },
+  );
+}
+
+function missingObject(name: string, where: string): BackupError {
+  const key = keysFor(name).object;
+  return new BackupError("NOT_FOUND", `backup object ${key} was not found in ${where}`, {
+    details: { check: "object-present", name, key },
+  });
+}
+
+export async function fetchBackup(source: BackupSource, workDir: string, reporter: Reporter): Promise<FetchedBackup> {
+  if (source.kind === "file") return fromFile(source);
+  const name = parseBackupName(source.name);
+  if (!name) {
+    throw new BackupError(
+      "INVALID_INPUT",
+      `"${source.name}" is not a backup name: expected database-YYYY-MM-DD-HH-MM-SS, database-….sql.gz or backups/database-….sql.gz`,
+    );
+  }
+  return source.kind === "local" ? fromLocalR2(name, source, workDir, reporter) : fromRemote(name, source, workDir, reporter);
+}
+
+async function fromLocalR2(
+  name: string,
+  source: { persistTo?: string; bucket?: string },
+  workDir: string,
+  reporter: Reporter,
+): Promise<FetchedBackup> {
+  const keys = keysFor(name);
+  const where = `the local R2 state${source.persistTo ? ` in ${source.persistTo}` : " (.wrangler/state)"}`;
+  const platform = await openLocalPlatform({ persistTo: source.persistTo });
+  try {
+    const bucket = platform.env.DOCUMENTS;
+    const manifestObj = await bucket.get(keys.manifest);
+    if (!manifestObj) {
+      const head = await bucket.head(keys.object);
+      throw missingManifest(name, where, !!head);
+    }
+    const manifestText = await manifestObj.text();
+    const obj = await bucket.get(keys.object);
+    if (!obj) throw missingObject(name, where);
+
+    const objectFile = path.join(workDir, `${name}.sql.gz`);
+    const hash = createHash("sha256");
+    let size = 0;
+    const out = fs.createWriteStream(objectFile);
+    try {
+      for await (const chunk of obj.body as unknown as AsyncIterable<Uint8Array>) {
+        hash.update(chunk);
+        size += chunk.length;
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
+        reporter.progress(`downloaded ${formatSize(size)} of ${formatSize(obj.size)}`);
+      }
+    } finally {
+      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    }
+    return {
+      name,
+      origin: where,
+      key: keys.object,
+      objectFile,
+      plainFile: null,
+      objectHash: { size, sha256: hash.digest("hex") },
+      manifestText,
+      manifestOrigin: `${keys.manifest} in ${where}`,
+    };
+  } catch (e) {
+    if (e instanceof BackupError) throw e;
+    throw new BackupError("STORAGE_ERROR", `reading backup ${name} from ${where} failed: ${errorMessage(e)}`, { cause: e });
+  } finally {
+    await platform.dispose();
+  }
+}
+
+/** `wrangler r2 object get BUCKET/KEY --remote --file F`, with a NOT_FOUND for a missing key. */
+async function wranglerGet(bucket: string, key: string, file: string): Promise<"ok" | "missing"> {
+  const args = ["r2", "object", "get", `${bucket}/${key}`, "--remote", "--file", file];
+  const res = await wrangler(args);
+  if (res.code === 0) return "ok";
+  const message = cleanToolOutput(res.stderr || res.stdout);
+  fs.rmSync(file, { force: true }); // wrangler leaves an empty file behind on failure
+  if (/specified key does not exist|NoSuchKey|\b404\b/i.test(message)) return "missing";
+  throw new BackupError("STORAGE_ERROR", `${wranglerCommand(args)} failed: ${message.split("\n").slice(-3).join(" ")}`);
+}
+
+async function fromRemote(name: string, source: { bucket?: string }, workDir: string, reporter: Reporter): Promise<FetchedBackup> {
+  const bucket = source.bucket ?? DEFAULT_BUCKET;
+  const keys = keysFor(name);
+  const where = `the R2 bucket ${bucket} (remote)`;
+  const manifestFile = path.join(workDir, `${name}.manifest.json`);
+  if ((await wranglerGet(bucket, keys.manifest, manifestFile)) === "missing") throw missingManifest(name, where, null);
+  const objectFile = path.join(workDir, `${name}.sql.gz`);
+  // wrangler writes the file itself; show its growth so a long download is visibly alive.
+  const timer = setInterval(() => {
+    const size = fileExists(objectFile) ? fs.statSync(objectFile).size : 0;
+    reporter.progress(`downloaded ${formatSize(size)}`);
+  }, 1000);
+  try {
+    if ((await wranglerGet(bucket, keys.object, objectFile)) === "missing") throw missingObject(name, where);
+  } finally {
+    clearInterval(timer);
+  }
+  return {
+    name,
+    origin: where,
+    key: keys.object,
+    objectFile,
+    plainFile: null,
+    objectHash: null, // hashed by the verification pass
+    manifestText: fs.readFileSync(manifestFile, "utf8"),
+    manifestOrigin: `${keys.manifest} in ${where}`,
+  };
+}
+
+function fromFile(source: { file: string; manifestFile?: string; name?: string; noManifest?: boolean }): FetchedBackup {
+  const file = path.resolve(source.file);
+  if (!fileExists(file)) throw new BackupError("NOT_FOUND", `backup file ${file} does not exist`, { details: { check: "object-present" } });
+  const base = path.basename(file);
+  const fromFileName = parseBackupName(base.replace(/\.sql$/, ""));
+  const requested = source.name ? parseBackupName(source.name) : fromFileName;
+  if (source.name && !requested) throw new BackupError("INVALID_INPUT", `"${source.name}" is not a backup name`);
+  const plain = /\.sql$/i.test(base);
+
+  let manifestText: string | null = null;
+  let manifestOrigin = "(none: --no-manifest)";
+  if (!source.noManifest) {
+    const candidate = source.manifestFile
+      ? path.resolve(source.manifestFile)
+      : fromFileName
+        ? path.join(path.dirname(file), `${fromFileName}.manifest.json`)
+        : null;
+    if (!candidate || !fileExists(candidate)) {
+      throw new BackupError(
+        "NOT_FOUND",
+        `missing manifest: ${candidate ? `${candidate} does not exist` : `no manifest beside ${base} (its name is not a backup name)`}. ` +
+          "Give it with --manifest FILE (download backups/<name>.manifest.json with the object), " +
+          "or restore unverified with --no-manifest (only the gzip and the end marker are checked)",
+        { details: { check: "manifest-present", file } },
+      );
+    }
+    manifestText = fs.readFileSync(candidate, "utf8");
+    manifestOrigin = candidate;
+  }
+  return {
+    name: requested,
+    origin: file,
+    key: file,
+    objectFile: plain ? null : file,
+    plainFile: plain ? file : null,
+    objectHash: null,
+    manifestText,
+    manifestOrigin,
+  };
+}

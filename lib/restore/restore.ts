@@ -1,0 +1,308 @@
+// The restore, safe by default (like `litestream restore`): fetch, verify against the manifest,
+// and only then look at the target. An empty target is restored; a non-empty one is refused with
+// a dry run of what would happen unless --force; --dry-run never changes anything; a remote target
+// needs a typed confirmation (or --yes). After a restore every check runs and the timings of each
+// step are kept (the recovery time). The CLI (scripts/restore.ts) only parses arguments.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { BackupError } from "../backup/errors";
+import { keysFor } from "../backup/keys";
+import type { Manifest } from "../backup/manifest";
+import { runChecks, type CheckReport } from "./checks";
+import { fetchBackup, type BackupSource } from "./fetch";
+import { createReporter, type Reporter, type StepTiming } from "./progress";
+import { comparePutBack, writePutBack, type PutBackResult } from "./selective";
+import { sqliteApplyFile } from "./sqlite";
+import { dropAllSql, openTarget, timeTravelBookmark, type Target, type TargetSpec, type TargetState } from "./target";
+import { verifyBackup, type VerificationCheck, type VerifiedBackup } from "./verify";
+
+export interface RestoreOptions {
+  source: BackupSource;
+  /** Where to restore (a full restore needs one; a put-back defaults to the local tech-support-db). */
+  target?: TargetSpec;
+  /** Overwrite a non-empty target (a SQLite file is replaced; a D1 has its user objects dropped first). */
+  force?: boolean;
+  /** Verify and show the plan; change nothing. */
+  dryRun?: boolean;
+  /** Skip the typed confirmation of remote changes. */
+  yes?: boolean;
+  /** Put back selected rows instead of restoring everything. */
+  selective?: {
+    tables: string[];
+    where?: string;
+    /** The put-back SQL file (default: put-back-<backup>.sql in the current directory). */
+    out?: string;
+    /** Apply the file to the target (otherwise it is only written). */
+    apply?: boolean;
+    maxStatementBytes?: number;
+  };
+  /** Also keep the verified plain SQL here. */
+  keepSql?: string;
+  /** Parent directory of the temporary working directory (default: the system's). */
+  tempRoot?: string;
+  reporter?: Reporter;
+  /** Asks a person to type something (remote confirmation); without it remote needs --yes. */
+  ask?: (question: string) => Promise<string>;
+}
+
+export interface BackupInfo {
+  name: string | null;
+  key: string;
+  origin: string;
+  createdAt: string | null;
+  objectSize: number | null;
+  objectSha256: string | null;
+  sqlSize: number;
+  latestMigration: string | null;
+  totalRows: number | null;
+  tables: { name: string; rows: number }[];
+}
+
+export interface TargetInfo {
+  label: string;
+  kind: "sqlite" | "d1-local" | "d1-remote";
+  /** Nothing in it (a SQLite target: the file does not exist). */
+  empty: boolean;
+  /** What is in it now: "table clients", "view v_open_tickets", … */
+  contents: string[];
+}
+
+export interface RestorePlan {
+  /** The exact command that does the restore (or applies the put-back file). */
+  command: string;
+  /** What --force removes or replaces first. */
+  replaces: string[];
+  notes: string[];
+}
+
+export interface RestoreResult {
+  ok: boolean;
+  mode: "restore" | "dry-run" | "put-back";
+  backup: BackupInfo;
+  verification: VerificationCheck[];
+  target: TargetInfo | null;
+  plan: RestorePlan | null;
+  checks: CheckReport | null;
+  putBack: (PutBackResult & { applied: boolean; comparison: { table: string; selected: number; missing: number; different: number }[] | null }) | null;
+  /** Time Travel bookmark taken before overwriting a remote database. */
+  bookmark: string | null;
+  timings: StepTiming[];
+  totalMs: number;
+  warnings: string[];
+}
+
+function backupInfo(v: VerifiedBackup): BackupInfo {
+  const m: Manifest | null = v.manifest;
+  return {
+    name: v.name,
+    key: v.key,
+    origin: v.origin,
+    createdAt: m?.createdAt ?? null,
+    objectSize: v.object?.size ?? null,
+    objectSha256: v.object?.sha256 ?? null,
+    sqlSize: v.sql.size,
+    latestMigration: m?.schema.latestMigration ?? null,
+    totalRows: m?.totalRows ?? null,
+    tables: m?.tables ?? [],
+  };
+}
+
+function targetKind(spec: TargetSpec): TargetInfo["kind"] {
+  return spec.kind === "sqlite" ? "sqlite" : spec.remote ? "d1-remote" : "d1-local";
+}
+
+function targetInfo(target: Target, state: TargetState): TargetInfo {
+  const kind = targetKind(target.spec);
+  // A SQLite target must not exist at all (like litestream's output file); a D1 counts as empty
+  // with no user table, view or trigger (D1's own _cf_* tables do not count).
+  const empty = kind === "sqlite" ? !state.exists : state.objects.length === 0;
+  const contents = state.objects.map((o) => `${o.type} ${o.name}`);
+  if (kind === "sqlite" && state.exists && contents.length === 0) contents.push("file (empty)");
+  return { label: target.label, kind, empty, contents };
+}
+
+function validate(opts: RestoreOptions): void {
+  const sel = opts.selective;
+  if (!sel && !opts.target) {
+    throw new BackupError("INVALID_INPUT", "say where to restore: --to-sqlite FILE, --persist-to DIR or --database NAME (--local|--remote)");
+  }
+  if (sel) {
+    if (sel.tables.length === 0) throw new BackupError("INVALID_INPUT", "--where and --out need at least one --table");
+    if (opts.force) throw new BackupError("INVALID_INPUT", "--force is for full restores; a put-back never overwrites (INSERT OR IGNORE)");
+  }
+  if (opts.target?.kind === "d1" && opts.target.remote && opts.target.persistTo) {
+    throw new BackupError("INVALID_INPUT", "--persist-to is a local state directory; it cannot be combined with --remote");
+  }
+}
+
+async function confirmRemote(opts: RestoreOptions, database: string, what: string): Promise<void> {
+  if (opts.yes) return;
+  if (!opts.ask) {
+    throw new BackupError("INVALID_INPUT", `${what} the remote database ${database}: confirm by running interactively, or pass --yes`);
+  }
+  const answer = (await opts.ask(`${what} the REMOTE database ${database}. Type its name to continue: `)).trim();
+  if (answer !== database) throw new BackupError("INVALID_INPUT", `not confirmed (typed "${answer}", expected "${database}"): nothing was changed`);
+}
+
+export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
+  validate(opts);
+  const reporter = opts.reporter ?? createReporter();
+  const started = Date.now();
+  const workDir = fs.mkdtempSync(path.join(opts.tempRoot ?? os.tmpdir(), "d1-restore-"));
+  const warnings: string[] = [];
+  try {
+    const fetched = await reporter.step("download", () => fetchBackup(opts.source, workDir, reporter));
+    const verified = await reporter.step("verify", () => verifyBackup(fetched, workDir, reporter));
+    if (!verified.manifest) warnings.push("restored WITHOUT a manifest: the backup's integrity and row counts were not verified");
+    if (opts.keepSql) fs.copyFileSync(verified.sqlFile, path.resolve(opts.keepSql));
+    const backup = backupInfo(verified);
+    const base = { backup, verification: verified.checks, bookmark: null, warnings };
+
+    if (opts.selective) return await putBack(opts, verified, base, workDir, reporter, started);
+
+    const target = openTarget(opts.target!);
+    const state = await reporter.step("inspect target", () => target.inspect());
+    const info = targetInfo(target, state);
+    const replacing = !info.empty;
+    const plan: RestorePlan = {
+      command: target.restoreCommand(opts.keepSql ? path.resolve(opts.keepSql) : verified.sqlFile),
+      replaces: replacing
+        ? info.kind === "sqlite"
+          ? [`${target.label} is replaced as a whole (built beside it, then renamed over it)`]
+          : dropAllSql(state).trim().split("\n")
+        : [],
+      notes: [],
+    };
+    if (!opts.keepSql) plan.notes.push("the SQL file in the command is a verified temporary copy; keep one with --keep-sql FILE");
+    if (replacing && info.kind !== "sqlite") {
+      plan.notes.push(
+        "--force drops every user table, view and trigger first (children before parents), in the same file as the dump: " +
+          "the dump's CREATE TABLEs must not meet existing tables, and locally the file runs as one transaction",
+      );
+    }
+    if (info.kind === "sqlite") {
+      plan.notes.push("sqlite3 builds the database beside the target (<file>.restoring-<pid>) in one transaction and it is renamed over the target when complete");
+    }
+    if (info.kind === "d1-remote") plan.notes.push("remote: asks you to type the database name (or --yes); with --force a Time Travel bookmark is taken first");
+
+    if (opts.dryRun) {
+      return { ...base, ok: true, mode: "dry-run", target: info, plan, checks: null, putBack: null, timings: reporter.timings, totalMs: Date.now() - started };
+    }
+    if (replacing && !opts.force) {
+      throw new BackupError(
+        "TARGET_NOT_EMPTY",
+        `${target.label} is not empty (${info.contents.slice(0, 5).join(", ")}${info.contents.length > 5 ? `, … ${info.contents.length} objects` : ""}): ` +
+          "nothing was changed. Restore into a new, empty target, or re-run with --force to overwrite it",
+        {
+          details: {
+            dryRun: { ...base, ok: false, mode: "dry-run", target: info, plan, checks: null, putBack: null, timings: reporter.timings, totalMs: Date.now() - started },
+          },
+        },
+      );
+    }
+
+    let bookmark: string | null = null;
+    const spec = opts.target!;
+    if (spec.kind === "d1" && spec.remote) {
+      const database = spec.database;
+      await confirmRemote(opts, database, replacing ? "This DROPS everything in and restores over" : "This restores into");
+      if (replacing) {
+        // The only way back from overwriting a remote database: refuse to go on without one.
+        bookmark = await reporter.step("time travel bookmark", () => timeTravelBookmark(database));
+        reporter.info(`  bookmark ${bookmark}: undo with npx wrangler d1 time-travel restore ${database} --bookmark=${bookmark}`);
+      }
+    }
+
+    await reporter.step("restore", () => target.restore(verified.sqlFile, { replace: replacing ? state : null, workDir, reporter }));
+    const checks = await reporter.step("checks", () => runChecks(target.query, verified.manifest));
+    return {
+      ...base,
+      bookmark,
+      ok: checks.ok,
+      mode: "restore",
+      target: info,
+      plan,
+      checks,
+      putBack: null,
+      timings: reporter.timings,
+      totalMs: Date.now() - started,
+    };
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+async function putBack(
+  opts: RestoreOptions,
+  verified: VerifiedBackup,
+  base: Pick<RestoreResult, "backup" | "verification" | "bookmark" | "warnings">,
+  workDir: string,
+  reporter: Reporter,
+  started: number,
+): Promise<RestoreResult> {
+  const sel = opts.selective!;
+  const spec: TargetSpec = opts.target ?? { kind: "d1", database: "tech-support-db", remote: false };
+  const target = openTarget(spec);
+  const scratch = path.join(workDir, "scratch.sqlite");
+  await reporter.step("restore scratch copy", () =>
+    sqliteApplyFile(scratch, verified.sqlFile, (p) => reporter.progress(`scratch copy: ${p.table ?? ""} ~${p.rows} rows`)),
+  );
+  const out = path.resolve(sel.out ?? `put-back-${verified.name ?? "backup"}.sql`);
+  const applyCommand = target.applyCommand(out);
+  const written = await reporter.step("write put-back file", () =>
+    writePutBack(
+      scratch,
+      verified.manifest?.tables.map((t) => t.name) ?? [],
+      {
+        tables: sel.tables,
+        where: sel.where,
+        out,
+        maxStatementBytes: sel.maxStatementBytes,
+        backupName: verified.name,
+        backupCreatedAt: verified.manifest?.createdAt ?? null,
+        applyCommand,
+      },
+      reporter,
+    ),
+  );
+  base.warnings.push(...written.warnings);
+  const info: TargetInfo = { label: target.label, kind: targetKind(spec), empty: false, contents: [] };
+  const plan: RestorePlan = {
+    command: applyCommand,
+    replaces: [],
+    notes: [`${written.rows} rows in ${written.statements} statements (largest ${written.largestStatement} bytes) in ${out}`],
+  };
+  let comparison: { table: string; selected: number; missing: number; different: number }[] | null = null;
+  let ok = true;
+  if (sel.apply && !opts.dryRun) {
+    if (spec.kind === "d1" && spec.remote) await confirmRemote(opts, spec.database, `This inserts ${written.rows} rows into`);
+    await reporter.step("apply put-back file", () => target.apply(out, reporter));
+    const file = target.localFile();
+    if (file) {
+      comparison = await reporter.step("checks", () => comparePutBack(file, scratch, written.tables, written.where));
+      ok = comparison.every((c) => c.missing === 0);
+      for (const c of comparison.filter((c) => c.different > 0)) {
+        base.warnings.push(`${c.table}: ${c.different} selected row(s) exist in the target with other values; OR IGNORE kept the live values`);
+      }
+    } else {
+      base.warnings.push("remote target: rows were applied; compare counts in the target yourself (no local file to check against)");
+    }
+  }
+  return {
+    ...base,
+    ok,
+    mode: "put-back",
+    target: info,
+    plan,
+    checks: null,
+    putBack: { ...written, applied: !!sel.apply && !opts.dryRun, comparison },
+    timings: reporter.timings,
+    totalMs: Date.now() - started,
+  };
+}
+
+/** The R2 key a backup name stands for (for messages and reports). */
+export function objectKeyOf(name: string): string {
+  return keysFor(name).object;
+}

@@ -1,0 +1,207 @@
+// Proves a downloaded backup is exactly what its manifest describes before anything is restored:
+// the manifest is one this tool reads and belongs to the backup asked for, the object has the
+// recorded size and sha256, the gzip decompresses completely, the SQL has the recorded sha256,
+// and it ends with the marker the dump writes last. Each failure has its own message and check
+// name (details.check), so a person knows whether to re-download, pick another backup or report.
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
+import { DUMP_END_MARKER, DUMP_FORMAT_VERSION } from "../backup/dump";
+import { BackupError } from "../backup/errors";
+import { keysFor } from "../backup/keys";
+import { parseManifest, type Manifest } from "../backup/manifest";
+import type { FetchedBackup } from "./fetch";
+import { formatSize, type Reporter } from "./progress";
+
+export interface VerificationCheck {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface VerifiedBackup {
+  name: string | null;
+  key: string;
+  origin: string;
+  manifest: Manifest | null;
+  manifestOrigin: string;
+  /** The verified plain SQL, ready to restore. */
+  sqlFile: string;
+  object: { size: number; sha256: string } | null;
+  sql: { size: number; sha256: string };
+  checks: VerificationCheck[];
+}
+
+function fail(check: string, message: string, details: Record<string, unknown> = {}): never {
+  throw new BackupError("INTEGRITY_ERROR", message, { details: { check, ...details } });
+}
+
+async function hashFile(file: string, reporter: Reporter, what: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const total = fs.statSync(file).size;
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    reporter.progress(`hashing ${what}: ${formatSize(size)} of ${formatSize(total)}`);
+  }
+  return { size, sha256: hash.digest("hex") };
+}
+
+/** Reads the manifest and checks it is one we can trust for this backup. */
+export function checkManifest(text: string, origin: string, expectedName: string | null): Manifest {
+  let manifest: Manifest;
+  try {
+    manifest = parseManifest(text, origin);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    fail("manifest-format", `unusable manifest: ${message}`);
+  }
+  if (manifest.sql.dumpFormatVersion > DUMP_FORMAT_VERSION) {
+    fail(
+      "manifest-format",
+      `unsupported dump format: ${origin} says dump format ${manifest.sql.dumpFormatVersion}; this tool restores up to ${DUMP_FORMAT_VERSION}: upgrade d1-backup`,
+    );
+  }
+  if (expectedName && manifest.name !== expectedName) {
+    fail(
+      "manifest-name",
+      `manifest of another backup: ${origin} describes ${manifest.name}, not ${expectedName}. ` +
+        "The manifest was copied or renamed; its checksums cannot vouch for this backup",
+      { expected: expectedName, actual: manifest.name },
+    );
+  }
+  if (manifest.object.key !== keysFor(manifest.name).object) {
+    fail("manifest-name", `manifest ${origin} names object ${manifest.object.key}, which is not the object of ${manifest.name}`);
+  }
+  return manifest;
+}
+
+export async function verifyBackup(fetched: FetchedBackup, workDir: string, reporter: Reporter): Promise<VerifiedBackup> {
+  const checks: VerificationCheck[] = [];
+  const manifest = fetched.manifestText === null ? null : checkManifest(fetched.manifestText, fetched.manifestOrigin, fetched.name);
+  if (manifest) {
+    checks.push({
+      check: "manifest",
+      ok: true,
+      detail: `format ${manifest.format} v${manifest.formatVersion}, dump format ${manifest.sql.dumpFormatVersion}, describes ${manifest.name}`,
+    });
+  } else {
+    checks.push({ check: "manifest", ok: false, detail: "skipped: --no-manifest (the backup is UNVERIFIED: no checksums, no row counts)" });
+  }
+  const name = fetched.name ?? manifest?.name ?? null;
+
+  // 1. The object: exactly the bytes the backup wrote.
+  let object: { size: number; sha256: string } | null = null;
+  if (fetched.objectFile) {
+    object = fetched.objectHash ?? (await hashFile(fetched.objectFile, reporter, "backup object"));
+    if (manifest) {
+      if (object.size < manifest.object.size) {
+        fail(
+          "object-size",
+          `truncated backup object: ${fetched.key} is ${object.size} bytes, its manifest says ${manifest.object.size}. ` +
+            "The download or the upload was cut short: download again; if it stays short, use the previous backup",
+          { expected: manifest.object.size, actual: object.size },
+        );
+      }
+      if (object.size > manifest.object.size) {
+        fail(
+          "object-size",
+          `corrupted backup object: ${fetched.key} is ${object.size} bytes, its manifest says ${manifest.object.size}: ` +
+            "it is not the object this backup wrote",
+          { expected: manifest.object.size, actual: object.size },
+        );
+      }
+      if (object.sha256 !== manifest.object.sha256) {
+        fail(
+          "object-sha256",
+          `corrupted backup object: sha256 of ${fetched.key} is ${object.sha256}, its manifest says ${manifest.object.sha256} ` +
+            "(same size, different bytes). Do not restore it: download again, else use the previous backup, and report it",
+          { expected: manifest.object.sha256, actual: object.sha256 },
+        );
+      }
+      checks.push({ check: "object-sha256", ok: true, detail: `${formatSize(object.size)}, sha256 ${object.sha256} matches the manifest` });
+    }
+  }
+
+  // 2. Full decompression (or the plain file as given), hashing the SQL and keeping its tail.
+  const sqlFile = fetched.plainFile ?? path.join(workDir, `${name ?? "backup"}.sql`);
+  const plainHash = createHash("sha256");
+  let plainSize = 0;
+  let tail = Buffer.alloc(0);
+  const take = (chunk: Buffer) => {
+    plainHash.update(chunk);
+    plainSize += chunk.length;
+    tail = Buffer.concat([tail.subarray(-256), chunk.subarray(-256)]).subarray(-256);
+    reporter.progress(`${fetched.plainFile ? "hashed" : "decompressed"} ${formatSize(plainSize)}${manifest ? ` of ${formatSize(manifest.sql.size)}` : ""}`);
+  };
+  if (fetched.objectFile) {
+    const tap = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        take(chunk);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(fs.createReadStream(fetched.objectFile, { highWaterMark: 1024 * 1024 }), zlib.createGunzip(), tap, fs.createWriteStream(sqlFile));
+    } catch (e) {
+      fs.rmSync(sqlFile, { force: true });
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === "Z_BUF_ERROR" || /unexpected end of file/i.test(err.message)) {
+        fail(
+          "gzip",
+          `truncated gzip: ${fetched.key} ends in the middle of its gzip stream (${err.message}) after ${formatSize(plainSize)} of SQL. ` +
+            "The backup is incomplete: use the previous backup",
+        );
+      }
+      if (err.code?.startsWith("Z_")) {
+        fail("gzip", `corrupted gzip: ${fetched.key} does not decompress (${err.message}): use the previous backup`);
+      }
+      throw e;
+    }
+    checks.push({ check: "gzip", ok: true, detail: `decompresses completely to ${formatSize(plainSize)}` });
+  } else {
+    // A plain SQL file was given: there is no object (gzip) to check, only the SQL itself.
+    if (manifest) checks.push({ check: "object-sha256", ok: true, detail: "not applicable: a plain SQL file was given, not the .sql.gz object" });
+    for await (const chunk of fs.createReadStream(sqlFile, { highWaterMark: 1024 * 1024 })) take(chunk as Buffer);
+  }
+  const sql = { size: plainSize, sha256: plainHash.digest("hex") };
+
+  // 3. The SQL is the dump the backup wrote...
+  if (manifest) {
+    if (sql.sha256 !== manifest.sql.sha256 || sql.size !== manifest.sql.size) {
+      fail(
+        "sql-sha256",
+        `corrupted SQL: the decompressed dump is ${sql.size} bytes with sha256 ${sql.sha256}; the manifest says ` +
+          `${manifest.sql.size} bytes, ${manifest.sql.sha256}`,
+        { expected: manifest.sql.sha256, actual: sql.sha256 },
+      );
+    }
+    checks.push({ check: "sql-sha256", ok: true, detail: `${formatSize(sql.size)} of SQL, sha256 matches the manifest` });
+  }
+  // 4. ...and it is complete: the marker is the last thing the dump writes.
+  const lastLine = tail.toString("utf8").trimEnd().split("\n").pop() ?? "";
+  if (lastLine !== DUMP_END_MARKER) {
+    fail(
+      "end-marker",
+      `incomplete dump: the SQL does not end with "${DUMP_END_MARKER}" (last line: ${JSON.stringify(lastLine.slice(0, 80))}); ` +
+        "it was cut short or is not a d1-backup dump",
+    );
+  }
+  checks.push({ check: "end-marker", ok: true, detail: `ends with "${DUMP_END_MARKER}"` });
+
+  return {
+    name,
+    key: fetched.key,
+    origin: fetched.origin,
+    manifest,
+    manifestOrigin: fetched.manifestOrigin,
+    sqlFile,
+    object,
+    sql,
+    checks,
+  };
+}
