@@ -10,17 +10,23 @@ const root = path.dirname(fileURLToPath(import.meta.url));
 export default defineConfig(async () => ({
   resolve: { alias: { "@": root } },
   plugins: [
-    cloudflareTest({
+    cloudflareTest(async ({ inject }) => ({
       main: path.join(root, "functions", "scheduled.ts"),
       wrangler: { configPath: path.join(root, "functions", "wrangler.toml") },
       miniflare: {
-        // Read here in Node, applied inside the Worker by tests/workers/setup.ts.
-        bindings: { TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")) },
+        bindings: {
+          // Read here in Node, applied inside the Worker by tests/workers/setup.ts.
+          TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")),
+          // The node:http alert receiver started by tests/workers/global-setup.ts. Not bound as
+          // ALERT_WEBHOOK_URL: each test opts in with its own path, so other tests send nothing.
+          ALERT_RECEIVER_URL: inject("alertReceiverUrl"),
+        },
       },
-    }),
+    })),
   ],
   test: {
     include: ["tests/workers/**/*.test.ts"],
+    globalSetup: ["tests/workers/global-setup.ts"],
     setupFiles: ["tests/workers/setup.ts"],
     testTimeout: 60_000,
   },

@@ -1,17 +1,21 @@
 // The nightly backup Worker (functions/wrangler.toml, cron 0 2 * * *): backup + retention under
 // the backup lock. It only translates: check bindings, make one library call, and let a failure
 // propagate so Cloudflare marks the cron run failed (a swallowed error would look like success).
+// With ALERT_WEBHOOK_URL set, a failed run, or one that finds backups had been missing, also
+// posts a Slack-compatible message (lib/backup/scheduled.ts says when and why).
 //
 // It lives in functions/, which is also Pages Functions' routing directory. Pages ignores it:
 // next-on-pages emits .vercel/output/static/_worker.js, and with a _worker.js Pages (deploy and
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
 import { BackupError, tryLogActivity } from "../lib/backup";
-import { runScheduledBackup } from "../lib/backup/run";
+import { alertScheduledFailure, readAlertWebhookUrl, runScheduledBackupWithAlerts } from "../lib/backup/scheduled";
 
 export interface Env {
   DB?: D1Database;
   DOCUMENTS?: R2Bucket;
+  /** Optional secret: a Slack-compatible incoming webhook URL for failed or stale backups. */
+  ALERT_WEBHOOK_URL?: string;
 }
 
 const BINDINGS = {
@@ -23,7 +27,11 @@ const BINDINGS = {
   },
 } as const;
 
-/** Names every missing or wrong binding at once, so one deploy fixes them all. */
+/**
+ * Names every missing or wrong binding at once, so one deploy fixes them all; a bad
+ * ALERT_WEBHOOK_URL is named with them. On its own it does not stop the backup (a typo in an
+ * alerting secret must not cost a night's backup): runScheduledBackupWithAlerts reports it after.
+ */
 function checkBindings(env: Env): { db: D1Database; bucket: R2Bucket } {
   const problems: string[] = [];
   for (const [name, spec] of Object.entries(BINDINGS)) {
@@ -35,6 +43,8 @@ function checkBindings(env: Env): { db: D1Database; bucket: R2Bucket } {
     }
   }
   if (problems.length) {
+    const alertProblem = readAlertWebhookUrl(env.ALERT_WEBHOOK_URL).problem;
+    if (alertProblem) problems.push(alertProblem);
     throw new BackupError("CONFIG_ERROR", `${problems.join("; ")}: check functions/wrangler.toml`, {
       details: { problems },
     });
@@ -56,12 +66,14 @@ export default {
         });
       }
       console.error(`scheduled backup (${controller.cron}): ${(e as Error).message}`);
+      const usableDb = env.DB && typeof env.DB.prepare === "function" ? env.DB : null;
+      await alertScheduledFailure({ db: usableDb, bucket: null, alertWebhookUrl: env.ALERT_WEBHOOK_URL, error: e, stage: "config" });
       throw e;
     }
     try {
       // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
       // which for a delayed or re-run trigger is not the scheduled time.
-      const { backup, cleanup } = await runScheduledBackup(bindings);
+      const { backup, cleanup } = await runScheduledBackupWithAlerts({ ...bindings, alertWebhookUrl: env.ALERT_WEBHOOK_URL });
       console.log(
         `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
           `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,

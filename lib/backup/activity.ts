@@ -1,15 +1,25 @@
 // Writes backup operations into the portal's activity_log, the admins' audit trail.
 import { errorMessage } from "./errors";
 
-export type BackupAction =
-  | "database_backup_created"
-  | "database_backup_failed"
-  | "scheduled_backup_completed"
-  | "scheduled_backup_failed"
-  | "backup_cleanup_completed"
-  | "backup_cleanup_failed"
-  | "restoration_test_completed"
-  | "restoration_test_failed";
+/**
+ * Every action this library writes. A list (not only a type) because the dashboard's activity
+ * feed (health.ts recentBackupActivity) selects exactly these: an action added here shows up there.
+ */
+export const BACKUP_ACTIONS = [
+  "database_backup_created",
+  "database_backup_failed",
+  "scheduled_backup_completed",
+  "scheduled_backup_failed",
+  "backup_cleanup_completed",
+  "backup_cleanup_failed",
+  "restoration_test_completed",
+  "restoration_test_failed",
+  // A failure or staleness alert to ALERT_WEBHOOK_URL was delivered / could not be (scheduled.ts).
+  "backup_alert_sent",
+  "backup_alert_failed",
+] as const;
+
+export type BackupAction = (typeof BACKUP_ACTIONS)[number];
 
 export interface ActivityEntry {
   action: BackupAction;

@@ -1,5 +1,5 @@
-// The bindings the cron Worker's tests see (functions/wrangler.toml plus the migrations binding
-// from vitest.workers.config.ts).
+// The bindings the cron Worker's tests see (functions/wrangler.toml plus the migrations and
+// alert receiver bindings from vitest.workers.config.mts).
 import type { D1Migration } from "@cloudflare/vitest-pool-workers";
 
 declare global {
@@ -8,6 +8,9 @@ declare global {
       DB: D1Database;
       DOCUMENTS: R2Bucket;
       TEST_MIGRATIONS: D1Migration[];
+      /** http://127.0.0.1:<port> of the alert receiver (tests/workers/global-setup.ts). */
+      ALERT_RECEIVER_URL: string;
+      ALERT_WEBHOOK_URL?: string;
     }
   }
 }

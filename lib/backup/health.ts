@@ -1,0 +1,365 @@
+// Backup health for the admin dashboard, the public status endpoint and the cron Worker's alerts.
+// The judgement itself (assessHealth) is a pure function of two facts: when the newest complete
+// backup was taken (from R2: a backup is complete only with its manifest, list.ts) and how the
+// newest backup run ended (from activity_log). Everything else here gathers or shapes those facts.
+import { BACKUP_ACTIONS, type BackupAction } from "./activity";
+import { BackupError, wrapBindingError } from "./errors";
+import { listBackups, type BackupListing } from "./list";
+
+/**
+ * A backup older than this is stale. The cron runs daily (functions/wrangler.toml, 0 2 * * *), so
+ * a healthy system's newest backup is at most 24 hours old just before the next run; 2 hours of
+ * slack absorb a late trigger, a slow run and clock differences without paging anyone, while one
+ * missed night is still reported the same morning (at 04:00 UTC).
+ */
+export const STALE_AFTER_HOURS = 26;
+
+/** The cron Worker's schedule: daily at 02:00 UTC (functions/wrangler.toml `crons`; a test keeps them equal). */
+export const SCHEDULE_HOUR_UTC = 2;
+export const SCHEDULE_CRON = "0 2 * * *";
+
+const HOUR_MS = 60 * 60 * 1000;
+const DAY_MS = 24 * HOUR_MS;
+
+/**
+ * - ok: the newest complete backup is at most 26 h old and the newest run did not fail.
+ * - failing: the newest backup run failed, and no complete backup is newer than that failure.
+ * - stale: the newest complete backup is more than 26 h old (and the newest run did not fail).
+ * - never: there is no complete backup at all.
+ */
+export type HealthStatus = "ok" | "stale" | "failing" | "never";
+
+/** The backup run outcomes: every backup run (manual, CLI or nightly) ends with one of these. */
+export const RUN_ACTIONS = [
+  "database_backup_created",
+  "database_backup_failed",
+  "scheduled_backup_completed",
+  "scheduled_backup_failed",
+] as const satisfies readonly BackupAction[];
+const SUCCESS_ACTIONS: readonly string[] = ["database_backup_created", "scheduled_backup_completed"];
+
+export interface LastSuccess {
+  /** R2 key of the backup object (`backups/database-….sql.gz`). */
+  key: string;
+  name: string;
+  /** When the backup read the database (its manifest's createdAt), ISO. */
+  createdAt: string;
+  /** Hours from createdAt to the time of the check, two decimals (0 when createdAt is later). */
+  ageHours: number;
+  /** Bytes of the gzip'd backup object. */
+  size: number;
+  /** Number of tables in the backup. */
+  tables: number;
+  rows: number;
+}
+
+export interface LastRun {
+  action: (typeof RUN_ACTIONS)[number];
+  /** When the outcome was logged (activity_log.created_at). */
+  at: string;
+  ok: boolean;
+  /** Why it failed (failures only). */
+  reason?: string;
+  /** BackupError code of a failure. */
+  code?: string;
+  /** Where a scheduled run failed: config, backup, or cleanup (after a good backup). */
+  stage?: string;
+}
+
+export interface BackupHealth {
+  status: HealthStatus;
+  /** One sentence for people: why the status is what it is. */
+  summary: string;
+  /** The time the health was assessed at, ISO. */
+  checkedAt: string;
+  lastSuccess: LastSuccess | null;
+  lastRun: LastRun | null;
+  /** The next 02:00 UTC strictly after checkedAt, ISO. */
+  nextScheduledRun: string;
+  staleAfterHours: number;
+  /** Leftovers of interrupted runs (never offered for restore; removed by retention). */
+  incompleteCount: number;
+  backupsCount: number;
+  /** Bytes of all complete backup objects. */
+  totalSize: number;
+  /** Bytes held by incomplete leftovers. */
+  incompleteSize: number;
+}
+
+export interface HealthInput {
+  /** createdAt of the newest complete backup, or null when there is none. */
+  newestBackupAt: Date | string | null;
+  /** The newest backup run outcome from activity_log, or null when none was logged. */
+  lastRun: { ok: boolean; at: Date | string } | null;
+}
+
+export interface HealthAssessment {
+  status: HealthStatus;
+  /** Age of the newest complete backup in hours (two decimals, never negative), or null. */
+  ageHours: number | null;
+  summary: string;
+}
+
+function toTime(value: Date | string, what: string): number {
+  const t = value instanceof Date ? value.getTime() : Date.parse(value);
+  if (Number.isNaN(t)) throw new BackupError("INVALID_INPUT", `health: invalid date for ${what}`);
+  return t;
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/**
+ * The staleness rule, pure so the dashboard, the public endpoint and the cron alerts agree:
+ *
+ * 1. never    — no complete backup exists. Checked first: nothing else matters if there is
+ *               nothing to restore.
+ * 2. failing  — the newest run outcome in activity_log is a failure AND no complete backup is
+ *               newer than it. The second half keeps a backup that exists in R2 authoritative
+ *               over the log (a success whose log write failed must not read as failing). A
+ *               nightly run that made its backup but failed in retention is failing too: the
+ *               cron run is marked failed and the bucket is no longer being trimmed.
+ *               Failing wins over stale: it names a reason an admin can act on.
+ * 3. stale    — the newest complete backup is more than STALE_AFTER_HOURS (26 h = the daily
+ *               schedule + 2 h slack) older than `now`. Exactly 26 h is still ok.
+ * 4. ok       — otherwise. A failure followed by a success (e.g. a manual backup the morning after
+ *               a failed night) is ok again.
+ */
+export function assessHealth(input: HealthInput, now: Date): HealthAssessment {
+  const nowMs = toTime(now, "now");
+  if (input.newestBackupAt === null) {
+    return { status: "never", ageHours: null, summary: "no complete backup exists" };
+  }
+  const newestMs = toTime(input.newestBackupAt, "newestBackupAt");
+  const ageMs = Math.max(0, nowMs - newestMs);
+  const ageHours = round2(ageMs / HOUR_MS);
+  if (input.lastRun && !input.lastRun.ok && toTime(input.lastRun.at, "lastRun.at") >= newestMs) {
+    return {
+      status: "failing",
+      ageHours,
+      summary: `the last backup run failed; the newest complete backup is ${ageHours.toFixed(1)} h old`,
+    };
+  }
+  if (ageMs > STALE_AFTER_HOURS * HOUR_MS) {
+    return {
+      status: "stale",
+      ageHours,
+      summary: `the newest complete backup is ${ageHours.toFixed(1)} h old (limit ${STALE_AFTER_HOURS} h)`,
+    };
+  }
+  return { status: "ok", ageHours, summary: `the newest complete backup is ${ageHours.toFixed(1)} h old` };
+}
+
+/** The next scheduled run strictly after `now` (at exactly 02:00:00.000 UTC, the next day's). */
+export function nextScheduledRun(now: Date): Date {
+  const nowMs = toTime(now, "now");
+  const today = new Date(nowMs);
+  const run = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate(), SCHEDULE_HOUR_UTC);
+  return new Date(run > nowMs ? run : run + DAY_MS);
+}
+
+interface ActivityRow {
+  id: number;
+  user_id: string | null;
+  action: string;
+  entity_type: string | null;
+  entity_id: string | null;
+  details: string | null;
+  created_at: string;
+}
+
+/** activity_log.details is JSON text; anything unparsable is handed on as the raw string. */
+export function parseDetails(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+/** The newest backup run outcome (manual, CLI or scheduled), or null when none was ever logged. */
+export async function lastBackupRun(db: D1Database): Promise<LastRun | null> {
+  const placeholders = RUN_ACTIONS.map(() => "?").join(", ");
+  let row: ActivityRow | null;
+  try {
+    // By id, not created_at: ids are AUTOINCREMENT, so insertion order holds even if a clock steps back.
+    row = await db
+      .prepare(`SELECT id, action, details, created_at FROM activity_log WHERE action IN (${placeholders}) ORDER BY id DESC LIMIT 1`)
+      .bind(...RUN_ACTIONS)
+      .first<ActivityRow>();
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
+  }
+  if (!row) return null;
+  const ok = SUCCESS_ACTIONS.includes(row.action);
+  const run: LastRun = { action: row.action as LastRun["action"], at: row.created_at, ok };
+  if (!ok) {
+    const details = parseDetails(row.details);
+    const d = details && typeof details === "object" ? (details as Record<string, unknown>) : {};
+    const reason = str(d.reason) ?? (typeof details === "string" ? details : undefined);
+    if (reason !== undefined) run.reason = reason;
+    if (str(d.code)) run.code = str(d.code);
+    if (str(d.stage)) run.stage = str(d.stage);
+  }
+  return run;
+}
+
+export interface HealthOptions {
+  db: D1Database;
+  bucket: R2Bucket;
+  /** The time to assess at; the real clock by default. */
+  now?: Date;
+  /** A listing already made for the same request (the dashboard lists anyway); saves an R2 list. */
+  listing?: BackupListing;
+}
+
+/** Health from R2 (what can be restored) and activity_log (how the newest run ended). */
+export async function getBackupHealth(opts: HealthOptions): Promise<BackupHealth> {
+  const now = opts.now ?? new Date();
+  const [listing, lastRun] = await Promise.all([opts.listing ?? listBackups(opts.bucket), lastBackupRun(opts.db)]);
+  const newest = listing.backups[0] ?? null; // newest first
+  const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun }, now);
+  return {
+    status: assessment.status,
+    summary: assessment.summary,
+    checkedAt: now.toISOString(),
+    lastSuccess: newest
+      ? {
+          key: newest.key,
+          name: newest.name,
+          createdAt: newest.manifest.createdAt,
+          ageHours: assessment.ageHours ?? 0,
+          size: newest.size,
+          tables: newest.manifest.tables.length,
+          rows: newest.manifest.totalRows,
+        }
+      : null,
+    lastRun,
+    nextScheduledRun: nextScheduledRun(now).toISOString(),
+    staleAfterHours: STALE_AFTER_HOURS,
+    incompleteCount: listing.incomplete.length,
+    backupsCount: listing.backups.length,
+    totalSize: listing.backups.reduce((n, b) => n + b.size, 0),
+    incompleteSize: listing.incomplete.reduce((n, b) => n + b.size, 0),
+  };
+}
+
+export interface PublicHealth {
+  status: "ok" | "stale";
+  age_hours: number | null;
+}
+
+/**
+ * What an unauthenticated status endpoint (an uptime monitor's target) may see: a red/green flag
+ * and the newest backup's age, nothing else — no keys, names, sizes, table names or error text,
+ * which would tell a stranger about the database. failing and never are reported as "stale": the
+ * monitor only needs "something is wrong"; the admin dashboard says what.
+ */
+export function publicHealth(health: Pick<BackupHealth, "status" | "lastSuccess">): PublicHealth {
+  return {
+    status: health.status === "ok" ? "ok" : "stale",
+    age_hours: health.lastSuccess ? Math.round(health.lastSuccess.ageHours * 10) / 10 : null,
+  };
+}
+
+export interface ActivityEntryView {
+  id: number;
+  action: BackupAction;
+  /** Clerk user id of the admin, or null for the system (cron, CLI). */
+  userId: string | null;
+  entityType: string | null;
+  entityId: string | null;
+  /** details parsed as JSON; the raw text when it is not valid JSON; null when absent. */
+  details: unknown;
+  createdAt: string;
+}
+
+export interface ActivityPage {
+  entries: ActivityEntryView[];
+  /** All backup activity rows, for the pager. */
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export const MAX_ACTIVITY_LIMIT = 100;
+
+function pageParam(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === null) return fallback;
+  const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new BackupError("INVALID_INPUT", `${name} must be an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/**
+ * Backup activity (every action in BACKUP_ACTIONS: runs, cleanups, restoration tests, alerts),
+ * newest first, one page at a time. `limit` 1..100 (default 20) and `offset` >= 0 (default 0)
+ * may be numbers or the digit strings of a query string; anything else is INVALID_INPUT (400).
+ * The page and the count are read in one batch (one transaction), so they agree.
+ */
+export async function recentBackupActivity(
+  db: D1Database,
+  opts: { limit?: number | string; offset?: number | string } = {},
+): Promise<ActivityPage> {
+  const limit = pageParam(opts.limit, "limit", 20, 1, MAX_ACTIVITY_LIMIT);
+  const offset = pageParam(opts.offset, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
+  const where = `action IN (${BACKUP_ACTIONS.map(() => "?").join(", ")})`;
+  let page: D1Result<ActivityRow>;
+  let count: D1Result<{ n: number }>;
+  try {
+    [page, count] = (await db.batch([
+      db
+        .prepare(
+          `SELECT id, user_id, action, entity_type, entity_id, details, created_at FROM activity_log WHERE ${where} ORDER BY id DESC LIMIT ? OFFSET ?`,
+        )
+        .bind(...BACKUP_ACTIONS, limit, offset),
+      db.prepare(`SELECT COUNT(*) AS n FROM activity_log WHERE ${where}`).bind(...BACKUP_ACTIONS),
+    ])) as [D1Result<ActivityRow>, D1Result<{ n: number }>];
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
+  }
+  return {
+    entries: page.results.map((r) => ({
+      id: r.id,
+      action: r.action as BackupAction,
+      userId: r.user_id,
+      entityType: r.entity_type,
+      entityId: r.entity_id,
+      details: parseDetails(r.details),
+      createdAt: r.created_at,
+    })),
+    total: count.results[0]?.n ?? 0,
+    limit,
+    offset,
+  };
+}
+
+export interface SizePoint {
+  /** UTC day of the backup, YYYY-MM-DD. */
+  date: string;
+  /** Bytes of the gzip'd backup object. */
+  size: number;
+  key: string;
+}
+
+/**
+ * One point per complete backup taken in the `days` days up to `now` (createdAt in
+ * [now - days, now]), oldest first, for a size-over-time chart. Several backups on one day give
+ * several points with the same date; the key tells them apart.
+ */
+export function backupSizeSeries(listing: BackupListing, now: Date, days = 30): SizePoint[] {
+  if (!Number.isSafeInteger(days) || days < 1) throw new BackupError("INVALID_INPUT", "days must be a positive integer");
+  const nowMs = toTime(now, "now");
+  const from = nowMs - days * DAY_MS;
+  return listing.backups
+    .map((b) => ({ b, t: Date.parse(b.manifest.createdAt) }))
+    .filter(({ t }) => t >= from && t <= nowMs)
+    .sort((x, y) => x.t - y.t)
+    .map(({ b, t }) => ({ date: new Date(t).toISOString().slice(0, 10), size: b.size, key: b.key }));
+}
