@@ -20,7 +20,7 @@ const clerk = clerkMiddleware(
     if (isApi(req)) return errorJson(result.error, "middleware");
     // Pages: a stranger is sent to sign in; a signed-in non-admin is refused.
     if (result.error.code === "UNAUTHORIZED") return (await auth()).redirectToSignIn();
-    return new Response("Forbidden: admin role required\n", { status: 403, headers: { "content-type": "text/plain; charset=utf-8" } });
+    return forbiddenPage();
   },
   // Resolved per request from the validated env (lib/env.ts). Only public material is passed here:
   // the secret key stays in CLERK_SECRET_KEY, where Clerk reads it itself (passing it at runtime
@@ -34,6 +34,34 @@ const clerk = clerkMiddleware(
     };
   },
 );
+
+/** The page a signed-in non-admin gets for /admin/*: a real page, not a bare error string. */
+function forbiddenPage(): Response {
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>403 Forbidden</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem">
+<h1>403 Forbidden</h1><p>You are signed in, but this page is for portal administrators (admin role) only.</p>
+<p><a href="/">Back to the portal</a></p></body></html>`;
+  return new Response(html, { status: 403, headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } });
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Cross-site request forgery: a browser sends the admin's session cookie with any request to the
+ * portal, including a form or fetch another site starts. So a request that changes something
+ * (POST, DELETE) and authenticates by cookie must come from the portal's own pages: the browser
+ * says so in Sec-Fetch-Site, or (older browsers) in Origin. A Bearer token cannot be sent by
+ * another site, so API clients (curl, scripts) are not affected.
+ */
+function crossSiteProblem(req: NextRequest): BackupError | null {
+  if (SAFE_METHODS.has(req.method) || req.headers.get("authorization") !== null) return null;
+  // No session cookie: nothing to forge with; Clerk answers 401 as for any stranger.
+  if (!req.cookies.getAll().some((c) => c.name === "__session" || c.name.startsWith("__session_"))) return null;
+  const site = req.headers.get("sec-fetch-site");
+  const origin = req.headers.get("origin");
+  const sameOrigin = site !== null ? site === "same-origin" : origin !== null && origin === req.nextUrl.origin;
+  return sameOrigin ? null : new BackupError("FORBIDDEN", "cross-site request refused: send a Bearer token, or use the admin pages of this portal");
+}
 
 const MACHINE_TOKEN_PREFIXES = ["ak_", "mt_", "oat_"];
 const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -59,7 +87,7 @@ export default async function middleware(req: NextRequest, event: NextFetchEvent
     // (On Pages, next-on-pages treats any 500 from middleware as a crash and serves its own error
     // page instead of this JSON; the status stays 500 and the message is in the logs.)
     getClerkConfig();
-    const problem = bearerProblem(req);
+    const problem = bearerProblem(req) ?? crossSiteProblem(req);
     if (problem) return errorJson(problem, "middleware");
     const res = await clerk(req, event);
     // Clerk answers some browser navigations with a redirect to its handshake/sign-in pages. An API

@@ -8,6 +8,9 @@ export default function Home() {
       <p>Client tickets, documents and invoices live in Cloudflare D1 and R2. The database is backed up every night to R2.</p>
       <ul>
         <li>
+          <Link href="/admin/backups">Backups dashboard</Link>: health, backups, “Back up now” and cleanup (admins only).
+        </li>
+        <li>
           <Link href="/docs/backup-api">Backup API</Link>: create, list, download and clean up database backups (admins only).
         </li>
       </ul>

@@ -167,3 +167,12 @@ export function getCronConfig(): CronConfig {
     return { cronSecret: parsed.data.CRON_SECRET };
   });
 }
+
+/**
+ * ALERT_WEBHOOK_URL as configured (undefined when unset). Checked where it is used
+ * (lib/backup/scheduled.ts readAlertWebhookUrl), the same way for this app and the cron Worker:
+ * a bad value must not stop a backup, only fail the run after it, naming the setting.
+ */
+export function getAlertWebhookSetting(): string | undefined {
+  return stringSetting(requestEnv(), "ALERT_WEBHOOK_URL");
+}

@@ -85,6 +85,14 @@ An admin session token, valid 8 hours (mint more: npm run mint-token -- --role a
   curl -s --compressed -X DELETE -H "Authorization: Bearer \$TOKEN" "$base/api/admin/backup?dry_run=1"  # retention preview
   curl -s --compressed -OJ -H "Authorization: Bearer \$TOKEN" "$base/api/admin/backup/<name>?download=1"
   curl -s --compressed -H "Authorization: Bearer \$(npm run -s mint-token -- --role member)" $base/api/admin/backup   # 403
+  curl -s --compressed -H "Authorization: Bearer \$TOKEN" $base/api/admin/backup/status     # health
+  curl -s $base/api/health/backup                                                           # public: ok/stale only
+
+The dashboard, $base/admin/backups, reads the session from cookies, as Clerk's frontend leaves
+them. Offline there is no Clerk sign-in page: open $base, paste this into the browser's console
+(DevTools), and it signs you in as the admin above (the token is still verified by the server):
+
+  document.cookie="__session=$admin_token; path=/"; document.cookie="__client_uat=$(($(date +%s) - 60)); path=/"; document.cookie="__clerk_db_jwt=dvb_local; path=/"; location.href="/admin/backups"
 EOF
 fi
 cat >&2 <<EOF

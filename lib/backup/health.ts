@@ -4,7 +4,7 @@
 // newest backup run ended (from activity_log). Everything else here gathers or shapes those facts.
 import { BACKUP_ACTIONS, type BackupAction } from "./activity";
 import { BackupError, wrapBindingError } from "./errors";
-import { listBackups, type BackupListing } from "./list";
+import { findNewestBackup, listBackups, type BackupListing } from "./list";
 
 /**
  * A backup older than this is stale. The cron runs daily (functions/wrangler.toml, 0 2 * * *), so
@@ -259,11 +259,23 @@ export interface PublicHealth {
  * which would tell a stranger about the database. failing and never are reported as "stale": the
  * monitor only needs "something is wrong"; the admin dashboard says what.
  */
-export function publicHealth(health: Pick<BackupHealth, "status" | "lastSuccess">): PublicHealth {
+export function publicHealth(health: { status: HealthStatus; lastSuccess: Pick<LastSuccess, "ageHours"> | null }): PublicHealth {
   return {
     status: health.status === "ok" ? "ok" : "stale",
     age_hours: health.lastSuccess ? Math.round(health.lastSuccess.ageHours * 10) / 10 : null,
   };
+}
+
+/**
+ * publicHealth for the unauthenticated endpoint, from the newest complete backup alone (one R2
+ * listing, usually one manifest read, one D1 query): anyone can call it, so it must not read every
+ * manifest the way the admin health does. Same rule, same answer as getBackupHealth.
+ */
+export async function getPublicHealth(opts: { db: D1Database; bucket: R2Bucket; now?: Date }): Promise<PublicHealth> {
+  const now = opts.now ?? new Date();
+  const [newest, lastRun] = await Promise.all([findNewestBackup(opts.bucket), lastBackupRun(opts.db)]);
+  const a = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun }, now);
+  return publicHealth({ status: a.status, lastSuccess: a.ageHours === null ? null : { ageHours: a.ageHours } });
 }
 
 export interface ActivityEntryView {

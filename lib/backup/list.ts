@@ -36,7 +36,8 @@ interface Group {
   staging?: R2Object;
 }
 
-export async function listBackups(bucket: R2Bucket): Promise<BackupListing> {
+/** Every backup key in the bucket, grouped by backup name, newest first. */
+async function groupBackupKeys(bucket: R2Bucket): Promise<Group[]> {
   const groups = new Map<string, Group>();
   let cursor: string | undefined;
   do {
@@ -55,13 +56,29 @@ export async function listBackups(bucket: R2Bucket): Promise<BackupListing> {
     }
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
+  return [...groups.values()].sort((a, b) => b.timestamp.getTime() - a.timestamp.getTime());
+}
 
-  const sorted = [...groups.values()].sort((a, b) => b.timestamp.getTime() - a.timestamp.getTime());
+export async function listBackups(bucket: R2Bucket): Promise<BackupListing> {
+  const sorted = await groupBackupKeys(bucket);
   const checked = await Promise.all(sorted.map((g) => classify(bucket, g)));
   return {
     backups: checked.filter((c): c is BackupEntry => "manifest" in c),
     incomplete: checked.filter((c): c is IncompleteEntry => "reason" in c),
   };
+}
+
+/**
+ * The newest complete backup, or null. Checks manifests newest first and stops at the first good
+ * one, so it costs one listing and usually one manifest read, where listBackups reads every
+ * manifest: the unauthenticated health endpoint must stay cheap however often it is called.
+ */
+export async function findNewestBackup(bucket: R2Bucket): Promise<BackupEntry | null> {
+  for (const g of await groupBackupKeys(bucket)) {
+    const c = await classify(bucket, g);
+    if ("manifest" in c) return c;
+  }
+  return null;
 }
 
 async function classify(bucket: R2Bucket, g: Group): Promise<BackupEntry | IncompleteEntry> {

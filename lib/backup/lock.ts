@@ -52,6 +52,9 @@ function lockDbError(what: string, e: unknown): BackupError {
   return wrapBindingError("DATABASE_ERROR", what, e);
 }
 
+/** The holder's label without the random suffix that makes it unique to one run. */
+const ownerLabel = (owner: string) => owner.replace(/:[^:]*$/, "");
+
 export async function acquireBackupLock(opts: BackupLockOptions): Promise<HeldLock> {
   const ttlMs = opts.ttlMs ?? DEFAULT_LOCK_TTL_MS;
   if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) {
@@ -88,7 +91,7 @@ export async function acquireBackupLock(opts: BackupLockOptions): Promise<HeldLo
       throw new BackupError(
         "BACKUP_IN_PROGRESS",
         `another backup or cleanup has been running since ${holder.started_at}; try again later (its lock expires at ${holder.expires_at})`,
-        { details: { startedAt: holder.started_at, expiresAt: holder.expires_at, owner: holder.owner.replace(/:[^:]*$/, "") } },
+        { details: { startedAt: holder.started_at, expiresAt: holder.expires_at, owner: ownerLabel(holder.owner) } },
       );
     }
   }
@@ -125,4 +128,27 @@ export async function withBackupLock<T>(opts: BackupLockOptions, fn: () => Promi
       console.error(`${errorMessage(e)}; runs are refused until the lock expires at ${lock.expiresAt}`);
     }
   }
+}
+
+export interface RunningLock {
+  /** Who holds it, without the random suffix: "manual:<user id>", "scheduled", "cli", … */
+  owner: string;
+  startedAt: string;
+  expiresAt: string;
+}
+
+/**
+ * The run holding the lock right now, or null (no row, or only an expired one: a crashed run
+ * stops counting at its expiry, exactly as acquireBackupLock decides). For the dashboard, which
+ * shows "Back up now" disabled while a run is going; taking the lock stays the only real check.
+ */
+export async function readBackupLock(db: D1Database, now: Date = new Date()): Promise<RunningLock | null> {
+  let row: { owner: string; started_at: string; expires_at: string } | null;
+  try {
+    row = await db.prepare("SELECT owner, started_at, expires_at FROM backup_lock WHERE name = ?").bind(BACKUP_LOCK_NAME).first();
+  } catch (e) {
+    throw lockDbError("reading the backup lock failed", e);
+  }
+  if (!row || row.expires_at <= now.toISOString()) return null;
+  return { owner: ownerLabel(row.owner), startedAt: row.started_at, expiresAt: row.expires_at };
 }

@@ -3,6 +3,7 @@ import type { BackupSummary } from "./backup";
 import { BackupError, isBackupError } from "./errors";
 import type { BackupListing } from "./list";
 import type { CleanupResult } from "./retention";
+import { formatBytes } from "./alerts";
 
 export function backupResponse(s: BackupSummary) {
   return {
@@ -76,4 +77,37 @@ export function errorResponse(e: unknown): { status: number; body: ErrorBody } {
   const error: ErrorBody["error"] = { code: err.code, message: err.message };
   if (err.details && err.code !== "INTERNAL") error.details = err.details;
   return { status: err.status, body: { success: false, error } };
+}
+
+/** One line for people about an activity_log entry of the backup system (the dashboard's feed). */
+export function activitySummary(entry: { action: string; details: unknown }): string {
+  const d = entry.details && typeof entry.details === "object" && !Array.isArray(entry.details) ? (entry.details as Record<string, unknown>) : null;
+  if (!d) return typeof entry.details === "string" ? entry.details : "";
+  const s = (k: string) => (typeof d[k] === "string" ? (d[k] as string) : typeof d[k] === "number" ? String(d[k]) : "");
+  const n = (k: string) => (Array.isArray(d[k]) ? (d[k] as unknown[]).length : 0);
+  const failure = () => [s("code"), s("reason")].filter(Boolean).join(": ");
+  const name = (key: string) => key.replace(/^backups\//, "").replace(/\.sql\.gz$/, "");
+  switch (entry.action) {
+    case "database_backup_created":
+      return `${name(s("key"))}: ${typeof d.size === "number" ? formatBytes(d.size) : "?"}, ${s("tables")} tables, ${s("rows")} rows (${s("trigger")})`;
+    case "scheduled_backup_completed":
+      return `${name(s("key"))}: ${typeof d.size === "number" ? formatBytes(d.size) : "?"}, ${s("rows")} rows; cleanup deleted ${n("deleted")}`;
+    case "scheduled_backup_failed":
+      return `${s("stage") ? `${s("stage")} failed: ` : ""}${failure()}`;
+    case "database_backup_failed":
+    case "backup_cleanup_failed":
+      return failure();
+    case "backup_cleanup_completed":
+      return `deleted ${n("deleted")}, kept ${n("kept")}${n("incompleteDeleted") ? `, ${n("incompleteDeleted")} leftover keys removed` : ""}`;
+    case "restoration_test_completed":
+      return `passed: RTO ${s("rto_seconds")} s, ${s("rows")} rows`;
+    case "restoration_test_failed":
+      return `failed${n("failed") ? ` (${(d.failed as unknown[]).join(", ")})` : ""}${s("reason") ? `: ${s("reason")}` : ""}`;
+    case "backup_alert_sent":
+      return `${s("kind")} alert sent to ${s("host")}`;
+    case "backup_alert_failed":
+      return `${s("kind") || "alert"} not delivered: ${s("error")}`;
+    default:
+      return JSON.stringify(d).slice(0, 200);
+  }
 }

@@ -4,17 +4,16 @@
 // deployment gets the Clerk instance's key. Nothing is mocked and nothing is bypassed.
 import { createHash } from "node:crypto";
 import { gunzipSync } from "node:zlib";
-import { exportSPKI, generateKeyPair, SignJWT, type KeyLike } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DUMP_END_MARKER } from "../../lib/backup";
 import { runBackup } from "../../lib/backup/run";
 import { openLocalPlatform } from "../../lib/local/platform";
 import { seedDemoData } from "../../lib/seed/seed";
+import { createTestSigner, TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, type TestSigner, type TokenOptions } from "../helpers/clerk";
 import { ensureAppBuild, startApp, type AppServer, type RawResponse } from "../helpers/app";
 import { migrateLocal, sqlite, sqliteJson, d1File, tempDir } from "../helpers/local";
 
 const PORTAL = "http://localhost:3000";
-const PUBLISHABLE_KEY = `pk_test_${Buffer.from("clerk.d1-backup.invalid$").toString("base64")}`;
 const CRON_SECRET = "cron-secret-0123456789abcdef0123456789abcdef";
 const CLIENT_DOC = "clients/acme/contract.pdf";
 const CLIENT_DOC_BODY = "CONFIDENTIAL: acme contract";
@@ -23,29 +22,12 @@ const OLD_BACKUPS = 8; // with keepLatest 7, the oldest of these are past retent
 const BACKUP_KEY_RE = /^backups\/database-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.sql\.gz$/;
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-let signingKey: KeyLike;
-let publicPem: string;
-let strangerKey: KeyLike;
+let signer: TestSigner;
+const token = (claims?: Record<string, unknown>, opts?: TokenOptions) => signer.token(claims, opts);
 
 let main: AppServer; // full config, azp pinned to PORTAL
 let noCron: AppServer; // CRON_SECRET unset, azp not pinned
 let broken: AppServer; // CRON_SECRET too short, CLERK_JWT_KEY missing
-
-async function token(
-  claims: Record<string, unknown> = {},
-  opts: { key?: KeyLike; expSeconds?: number; iatOffset?: number; nbfOffset?: number } = {},
-): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  const iat = now + (opts.iatOffset ?? 0);
-  return new SignJWT({ azp: PORTAL, sid: "sess_test_1", metadata: { role: "admin" }, ...claims })
-    .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: "ins_test" })
-    .setIssuer("https://clerk.d1-backup.invalid")
-    .setSubject((claims.sub as string | undefined) ?? "user_admin_1")
-    .setIssuedAt(iat)
-    .setNotBefore(now + (opts.nbfOffset ?? -10))
-    .setExpirationTime(now + (opts.expSeconds ?? 600))
-    .sign(opts.key ?? signingKey);
-}
 
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
@@ -103,12 +85,10 @@ beforeAll(async () => {
   const build = await ensureAppBuild();
   console.log(`app build: ${build.built ? `built in ${(build.ms / 1000).toFixed(1)} s` : "up to date"}`);
 
-  const pair = await generateKeyPair("RS256", { modulusLength: 2048 });
-  signingKey = pair.privateKey;
-  publicPem = await exportSPKI(pair.publicKey);
-  strangerKey = (await generateKeyPair("RS256", { modulusLength: 2048 })).privateKey;
+  signer = await createTestSigner({ azp: PORTAL });
+  const publicPem = signer.publicPem;
 
-  const clerk = { CLERK_PUBLISHABLE_KEY: PUBLISHABLE_KEY, CLERK_SECRET_KEY: "sk_test_api_tests_only_not_a_real_key" };
+  const clerk = { CLERK_PUBLISHABLE_KEY: TEST_PUBLISHABLE_KEY, CLERK_SECRET_KEY: TEST_SECRET_KEY };
   const started = Date.now();
   const [mainState, noCronState, brokenState] = await Promise.all([
     prepareState({ rows: 4000, oldBackups: OLD_BACKUPS, clientDocs: true }),
@@ -165,7 +145,7 @@ describe("admin auth (Clerk session token, verified with CLERK_JWT_KEY, no netwo
   });
 
   it("admin claims signed with the wrong key: 401", async () => {
-    const t = await token({}, { key: strangerKey });
+    const t = await token({}, { key: signer.strangerKey });
     expectError(await main.request("/api/admin/backup", { headers: bearer(t) }), 401, "UNAUTHORIZED");
     expectError(await main.request("/api/admin/backup", { method: "POST", headers: bearer(t) }), 401, "UNAUTHORIZED");
   });
@@ -224,7 +204,7 @@ describe("admin auth (Clerk session token, verified with CLERK_JWT_KEY, no netwo
   });
 
   it("odd spellings of admin paths and forged Clerk headers never skip auth", async () => {
-    const forged = await token({}, { key: strangerKey });
+    const forged = await token({}, { key: signer.strangerKey });
     const forgedHeaders = {
       "x-clerk-auth-status": "signed-in",
       "x-clerk-auth-token": forged,

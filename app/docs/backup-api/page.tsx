@@ -32,6 +32,14 @@ export default function BackupApiDocs() {
             <td>Apply retention (30 days, newest 7 always kept). With <code style={code}>dry_run=1</code> nothing is deleted.</td>
           </tr>
           <tr>
+            <td><code style={code}>GET /api/admin/backup/status</code></td>
+            <td>
+              Health: <code style={code}>ok</code>, <code style={code}>stale</code> (newest backup over 26 h old),{" "}
+              <code style={code}>failing</code> (the last run failed) or <code style={code}>never</code>; the last good backup, the last run, the
+              next scheduled run, and the run holding the lock.
+            </td>
+          </tr>
+          <tr>
             <td><code style={code}>GET /api/admin/backup/&lt;name&gt;</code></td>
             <td>
               The manifest of one backup, e.g. <code style={code}>database-2026-01-31-02-00-00</code>.
@@ -43,6 +51,12 @@ export default function BackupApiDocs() {
           </tr>
         </tbody>
       </table>
+      <h2>Dashboard and monitoring</h2>
+      <p>
+        <Link href="/admin/backups">/admin/backups</Link> (admins): health, backups, “Back up now”, cleanup with a preview, activity, size chart.{" "}
+        <code style={code}>GET /api/health/backup</code> needs no login and says only{" "}
+        <code style={code}>{'{"status":"ok"|"stale","age_hours":N}'}</code>, HTTP 200 when ok and 503 otherwise: point an uptime monitor at it.
+      </p>
       <h2>Cron</h2>
       <p>
         <code style={code}>GET /api/cron/backup</code> with <code style={code}>Authorization: Bearer $CRON_SECRET</code>: backup, then retention.

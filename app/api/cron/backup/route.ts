@@ -4,8 +4,8 @@
 // server misconfiguration, not a client error, and not "try again later" like a 503 would say).
 import { backupResponse, cleanupResponse } from "@/lib/backup/present";
 import { BackupError } from "@/lib/backup/errors";
-import { runScheduledBackup } from "@/lib/backup/run";
-import { getBindings, getCronConfig } from "@/lib/env";
+import { runScheduledBackupWithAlerts } from "@/lib/backup/scheduled";
+import { getAlertWebhookSetting, getBindings, getCronConfig } from "@/lib/env";
 import { errorJson, json } from "@/lib/http";
 
 export const runtime = "edge";
@@ -36,7 +36,8 @@ export async function GET(request: Request): Promise<Response> {
     if (!m || !ok) throw new BackupError("UNAUTHORIZED", "missing or wrong cron secret");
 
     const { db, bucket } = getBindings();
-    const { backup, cleanup } = await runScheduledBackup({ db, bucket });
+    // The same run as the cron Worker, alerts included (ALERT_WEBHOOK_URL, when set).
+    const { backup, cleanup } = await runScheduledBackupWithAlerts({ db, bucket, alertWebhookUrl: getAlertWebhookSetting() });
     return json({ success: true, backup: backupResponse(backup.summary).backup, cleanup: cleanupResponse(cleanup) });
   } catch (e) {
     return errorJson(e, "GET /api/cron/backup");
