@@ -1,4 +1,4 @@
-// `npm run bench [-- --smoke | --sizes 10000,100000,1000000]`: our backup side by side with
+// `npm run bench [-- --smoke | --sizes 10000,100000,1000000] [--restore-timeout 600]`: our backup side by side with
 // `sqlite3 .dump` and `wrangler d1 export` on the same local database, plus restore times, and
 // peak memory of every process involved. Writes docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
@@ -20,15 +20,36 @@ interface Measured {
   peakMainKb: number;
   peakChildKb: number;
   stdout: string;
+  /** Set by tryMeasure when the command failed or ran out of time: why, for the report. */
+  failed?: string;
+}
+
+interface MeasureOptions {
+  stdoutFile?: string;
+  stdinFile?: string;
+  /** Kill the command (its whole process group) after this long. */
+  timeoutMs?: number;
 }
 
 /** Runs a command, sampling /proc for the peak memory of it and every process under it. */
-function measure(cmd: string, args: string[], opts: { stdoutFile?: string; stdinFile?: string } = {}): Promise<Measured> {
+function measure(cmd: string, args: string[], opts: MeasureOptions = {}): Promise<Measured> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const stdout = opts.stdoutFile ? fs.openSync(opts.stdoutFile, "w") : "pipe";
     const stdin = opts.stdinFile ? fs.openSync(opts.stdinFile, "r") : "ignore";
-    const child = spawn(cmd, args, { cwd: PROJECT_ROOT, env: ENV, stdio: [stdin, stdout, "pipe"] });
+    // Its own process group, so a timeout ends wrangler and the workerd it started together.
+    const child = spawn(cmd, args, { cwd: PROJECT_ROOT, env: ENV, stdio: [stdin, stdout, "pipe"], detached: true });
+    let timedOut = false;
+    const killer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          try {
+            process.kill(-child.pid!, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }, opts.timeoutMs)
+      : null;
     let out = "";
     let err = "";
     child.stdout?.on("data", (d) => (out += d));
@@ -44,14 +65,44 @@ function measure(cmd: string, args: string[], opts: { stdoutFile?: string; stdin
     child.on("error", reject);
     child.on("exit", (code) => {
       clearInterval(timer);
+      if (killer) clearTimeout(killer);
       if (typeof stdout === "number") fs.closeSync(stdout);
       if (typeof stdin === "number") fs.closeSync(stdin);
-      if (code !== 0) return reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.slice(-2000)}`));
+      const seconds = ((performance.now() - started) / 1000).toFixed(0);
+      if (timedOut) return reject(new CommandFailed(`did not finish in ${seconds} s (stopped)`, performance.now() - started));
+      if (code !== 0) {
+        const why = /heap out of memory|Reached heap limit/.test(err) ? "ran out of memory (workerd: JavaScript heap out of memory)" : `exited ${code}`;
+        return reject(new CommandFailed(`failed after ${seconds} s: ${why}`, performance.now() - started, `${cmd} ${args.join(" ")}: ${err.slice(-2000)}`));
+      }
       const main = peaks.get(child.pid!) ?? 0;
       const others = [...peaks.entries()].filter(([p]) => p !== child.pid).map(([, v]) => v);
       resolve({ ms: performance.now() - started, peakMainKb: main, peakChildKb: Math.max(0, ...others), stdout: out });
     });
   });
+}
+
+class CommandFailed extends Error {
+  constructor(
+    readonly summary: string,
+    readonly ms: number,
+    detail?: string,
+  ) {
+    super(detail ? `${summary}\n${detail}` : summary);
+  }
+}
+
+/**
+ * For the comparison baselines (the other tools): a failure or a timeout is a result to report,
+ * not a reason to lose the run. Our own steps use measure() and fail the benchmark.
+ */
+async function tryMeasure(cmd: string, args: string[], opts: MeasureOptions = {}): Promise<Measured> {
+  try {
+    return await measure(cmd, args, opts);
+  } catch (e) {
+    if (!(e instanceof CommandFailed)) throw e;
+    log(`  ${e.summary}`);
+    return { ms: e.ms, peakMainKb: 0, peakChildKb: 0, stdout: "", failed: e.summary };
+  }
 }
 
 function tree(root: number): number[] {
@@ -100,7 +151,7 @@ interface Row {
   profile: { selectAllMs: number; dumpOnlyMs: number; gzipMs: number; gzipInputBytes: number; sqlBytes: number };
 }
 
-async function benchSize(rows: number, work: string): Promise<Row> {
+async function benchSize(rows: number, work: string, restoreTimeoutMs: number): Promise<Row> {
   // `wrangler d1 export --local` has no --persist-to: it reads <config dir>/.wrangler/state, so each
   // size gets its own copy of the config with the state beside it.
   const dir = path.join(work, `src-${rows}`);
@@ -150,7 +201,13 @@ async function benchSize(rows: number, work: string): Promise<Row> {
   log("restore ours with sqlite3");
   const restoreOursSqlite = await measure("sqlite3", ["-bail", path.join(work, `r2-${rows}.db`)], { stdinFile: ourSql });
   log("restore wrangler's export with wrangler d1 execute");
-  const restoreWranglerExport = await measure(path.join(BIN, "wrangler"), ["d1", "execute", "tech-support-db", "--local", "--persist-to", path.join(work, `r3-${rows}`), "--file", wranglerOut, "--yes"]);
+  // Measured at 1M rows on a 2-core machine: workerd ran out of memory after 17 minutes. A time
+  // limit keeps the benchmark bounded; the report says the export did not restore.
+  const restoreWranglerExport = await tryMeasure(
+    path.join(BIN, "wrangler"),
+    ["d1", "execute", "tech-support-db", "--local", "--persist-to", path.join(work, `r3-${rows}`), "--file", wranglerOut, "--yes"],
+    { timeoutMs: restoreTimeoutMs },
+  );
 
   if (manifest.totalRows < rows) throw new Error(`backup has ${manifest.totalRows} rows, expected at least ${rows}`);
   return {
@@ -204,7 +261,12 @@ function report(rows: Row[], smoke: boolean): string {
     "",
     "| rows | ours via wrangler d1 execute s | ours via sqlite3 s | wrangler export via wrangler d1 execute s | ours / wrangler export (time) |",
     "| ---: | ---: | ---: | ---: | ---: |",
-    ...rows.map((r) => `| ${r.rows} | ${fmt(r.restoreOursWrangler.ms / 1000, 2)} | ${fmt(r.restoreOursSqlite.ms / 1000, 2)} | ${fmt(r.restoreWranglerExport.ms / 1000, 2)} | ${fmt(r.restoreOursWrangler.ms / r.restoreWranglerExport.ms, 2)} |`),
+    ...rows.map((r) => {
+      const theirs = r.restoreWranglerExport;
+      const theirsCell = theirs.failed ? `${theirs.failed}` : fmt(theirs.ms / 1000, 2);
+      const ratio = theirs.failed ? `< ${fmt(r.restoreOursWrangler.ms / theirs.ms, 2)} (theirs did not restore)` : fmt(r.restoreOursWrangler.ms / theirs.ms, 2);
+      return `| ${r.rows} | ${fmt(r.restoreOursWrangler.ms / 1000, 2)} | ${fmt(r.restoreOursSqlite.ms / 1000, 2)} | ${theirsCell} | ${ratio} |`;
+    }),
     "",
   ];
   lines.push(
@@ -231,9 +293,45 @@ function report(rows: Row[], smoke: boolean): string {
       "",
       `- Throughput ours / sqlite3 at ${last.rows} rows: ${fmt(last.sqlite.ms / last.ours.backupMs, 2)} (target ≥ 0.33).`,
       `- Peak memory of the process running our dump (workerd), ${last.rows} vs ${first.rows} rows: ${fmt(last.ours.peakChildKb / first.ours.peakChildKb, 2)}× (target ≤ 1.5×).`,
-      `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ${fmt(last.restoreOursWrangler.ms / last.restoreWranglerExport.ms, 2)}× the time (target ≤ 1).`,
+      last.restoreWranglerExport.failed
+        ? `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ours ${fmt(last.restoreOursWrangler.ms / 1000, 1)} s; wrangler's export ${last.restoreWranglerExport.failed} (${
+            last.restoreWranglerExport.ms >= last.restoreOursWrangler.ms
+              ? "target ≤ 1× met: ours had finished before theirs gave up"
+              : "inconclusive: it was stopped before ours finished; raise --restore-timeout"
+          }).`
+        : `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ${fmt(last.restoreOursWrangler.ms / last.restoreWranglerExport.ms, 2)}× the time (target ≤ 1).`,
       "",
     );
+    const throughput = last.sqlite.ms / last.ours.backupMs;
+    if (throughput < 0.33) {
+      // The target was set before the floor was measured: say what bounds it and what is ours.
+      const p = last.profile;
+      const floor = last.sqlite.ms / p.selectAllMs;
+      const gzip = p.gzipInputBytes ? (p.gzipMs * p.sqlBytes) / p.gzipInputBytes : 0;
+      const overlapped = last.ours.backupMs - gzip;
+      const steps: [string, number][] = [
+        ["reading every row through D1", p.selectAllMs],
+        ["formatting exact literals (the dump generator above the read floor)", Math.max(0, p.dumpOnlyMs - p.selectAllMs)],
+        ["gzip", gzip],
+        ["hashing, upload, copy and manifest", Math.max(0, last.ours.backupMs - p.dumpOnlyMs - gzip)],
+      ];
+      const [dominant, dominantMs] = steps.reduce((a, b) => (b[1] > a[1] ? b : a));
+      lines.push(
+        "### Why the throughput target is missed",
+        "",
+        `Reading every row through the D1 API, and doing nothing else, takes ${fmt(p.selectAllMs / 1000, 2)} s at ${last.rows} rows:`,
+        `${fmt(floor, 2)} of \`sqlite3 .dump\`'s speed, which reads the SQLite file directly.`,
+        floor < 0.33
+          ? "No backup that goes through D1's binding (the only way a Worker can read D1) can reach 0.33 here."
+          : "That floor alone would allow the target; the time goes elsewhere.",
+        `Of our ${fmt(last.ours.backupMs / 1000, 2)} s: ${steps.map(([what, ms]) => `${what} ${fmt(ms / 1000, 2)} s`).join(", ")}.`,
+        `The step that dominates is ${dominant} (${fmt(dominantMs / 1000, 2)} s). Compressing on another thread while reading would hide`,
+        `at most the gzip time (about ${fmt(last.sqlite.ms / overlapped, 2)} of sqlite3's speed); beyond that, only an export outside the binding`,
+        "(D1's own export API, what `wrangler d1 export --remote` calls) could go faster, and it gives up the streaming, the manifest",
+        "and the exactness checks this backup is built on.",
+        "",
+      );
+    }
   }
   return lines.join("\n");
 }
@@ -245,8 +343,11 @@ async function main() {
       sizes: { type: "string" },
       out: { type: "string" },
       keep: { type: "boolean", default: false },
+      "restore-timeout": { type: "string", default: "600" },
     },
   });
+  const restoreTimeoutS = Number(values["restore-timeout"]);
+  if (!Number.isInteger(restoreTimeoutS) || restoreTimeoutS < 1) throw new Error("--restore-timeout takes whole seconds ≥ 1");
   const sizes = values.sizes
     ? values.sizes.split(",").map((s) => Number(s.trim()))
     : values.smoke
@@ -256,7 +357,12 @@ async function main() {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "d1b-bench-"));
   try {
     const rows: Row[] = [];
-    for (const n of sizes) rows.push(await benchSize(n, work));
+    for (const n of sizes) {
+      const row = await benchSize(n, work, restoreTimeoutS * 1000);
+      rows.push(row);
+      // Each size's figures as they come: a long run that fails later still leaves them.
+      log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024) })}`);
+    }
     const md = report(rows, values.smoke);
     // resolve, not join: the smoke report goes to the absolute temp dir, the full one into docs/.
     const out = values.out ?? path.resolve(PROJECT_ROOT, values.smoke ? path.join(work, "benchmarks.md") : "docs/benchmarks.md");
