@@ -4,6 +4,7 @@
 // Building the message is pure; sending it never throws, because an alert is sent while some
 // other failure is being reported and must never replace it.
 import type { BackupHealth } from "./health";
+import { formatBytes } from "./units";
 
 export type AlertKind = "backup_failed" | "backup_stale";
 
@@ -55,13 +56,6 @@ export function slackEscape(s: string): string {
 
 function clip(s: string, max: number): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
-  if (n < 1024 * 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
-  return `${(n / (1024 * 1024 * 1024)).toFixed(2)} GB`;
 }
 
 function utc(d: Date | string): string {

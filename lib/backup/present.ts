@@ -3,7 +3,7 @@ import type { BackupSummary } from "./backup";
 import { BackupError, isBackupError } from "./errors";
 import type { BackupListing } from "./list";
 import type { CleanupResult } from "./retention";
-import { formatBytes } from "./alerts";
+import { formatBytes } from "./units";
 
 export function backupResponse(s: BackupSummary) {
   return {

@@ -9,7 +9,8 @@ import { BackupError, errorMessage } from "../backup/errors";
 import { keysFor, parseBackupName } from "../backup/keys";
 import { openLocalPlatform } from "../local/platform";
 import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";
-import { formatSize, type Reporter } from "./progress";
+import { formatBytes } from "../backup/units";
+import type { Reporter } from "./progress";
 
 export const DEFAULT_BUCKET = "tech-support-documents";
 export const DEFAULT_DATABASE = "tech-support-db";
@@ -105,7 +106,7 @@ async function fromLocalR2(
         hash.update(chunk);
         size += chunk.length;
         if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
-        reporter.progress(`downloaded ${formatSize(size)} of ${formatSize(obj.size)}`);
+        reporter.progress(`downloaded ${formatBytes(size)} of ${formatBytes(obj.size)}`);
       }
     } finally {
       await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
@@ -149,7 +150,7 @@ async function fromRemote(name: string, source: { bucket?: string }, workDir: st
   // wrangler writes the file itself; show its growth so a long download is visibly alive.
   const timer = setInterval(() => {
     const size = fileExists(objectFile) ? fs.statSync(objectFile).size : 0;
-    reporter.progress(`downloaded ${formatSize(size)}`);
+    reporter.progress(`downloaded ${formatBytes(size)}`);
   }, 1000);
   try {
     if ((await wranglerGet(bucket, keys.object, objectFile)) === "missing") throw missingObject(name, where);

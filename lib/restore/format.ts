@@ -1,6 +1,7 @@
 // Human-readable output of a restore, a dry run or a put-back (the CLI prints this, or JSON).
 import type { RestoreResult } from "./restore";
-import { formatMs, formatSize } from "./progress";
+import { formatBytes } from "../backup/units";
+import { formatMs } from "./progress";
 
 const mark = (ok: boolean) => (ok ? "✓" : "✗");
 
@@ -16,8 +17,8 @@ export function formatResult(r: RestoreResult): string {
   lines.push(`          from ${b.origin}`);
   const facts = [
     b.createdAt ? `taken ${b.createdAt}` : null,
-    b.objectSize !== null ? `${formatSize(b.objectSize)} gzip` : null,
-    `${formatSize(b.sqlSize)} SQL`,
+    b.objectSize !== null ? `${formatBytes(b.objectSize)} gzip` : null,
+    `${formatBytes(b.sqlSize)} SQL`,
     b.latestMigration ? `latest migration ${b.latestMigration}` : null,
   ].filter(Boolean);
   lines.push(`          ${facts.join(", ")}`);
@@ -51,7 +52,7 @@ export function formatResult(r: RestoreResult): string {
     const p = r.putBack;
     lines.push(`Put back  ${p.rows} rows${p.where ? ` where ${p.where}` : ""} -> ${p.out}`);
     for (const t of p.tables) lines.push(`    ${t.name}: ${t.rows} rows${t.splitRows ? ` (${t.splitRows} too large for one statement, split)` : ""}`);
-    lines.push(`          ${p.statements} statements, ${formatSize(p.bytes)}, largest statement ${p.largestStatement} bytes (D1 limit 100000)`);
+    lines.push(`          ${p.statements} statements, ${formatBytes(p.bytes)}, largest statement ${p.largestStatement} bytes (D1 limit 100000)`);
     if (p.comparison) {
       for (const c of p.comparison) {
         lines.push(`  ${mark(c.missing === 0)} ${c.table}: ${c.selected - c.missing} of ${c.selected} selected rows present in the target${c.different ? `, ${c.different} with live values kept` : ""}`);

@@ -6,7 +6,7 @@ export { verifyBackup, checkManifest, type VerifiedBackup, type VerificationChec
 export { openTarget, dropAllSql, localD1Files, type Target, type TargetSpec, type TargetState } from "./target";
 export { runChecks, countRows, type CheckReport, type CheckResult, type TableCount } from "./checks";
 export { writePutBack, comparePutBack, checkWhere, DEFAULT_PUT_BACK_STATEMENT_BYTES, type PutBackResult } from "./selective";
-export { createReporter, silentReporter, formatMs, formatSize, type Reporter, type StepTiming } from "./progress";
+export { createReporter, silentReporter, formatMs, type Reporter, type StepTiming } from "./progress";
 export { formatResult } from "./format";
 export {
   runRestorationTest,

@@ -14,7 +14,8 @@ import { quoteText } from "../backup/sql";
 import { openLocalPlatform, PROJECT_ROOT } from "../local/platform";
 import { cleanToolOutput, wrangler } from "./exec";
 import { DEFAULT_DATABASE } from "./fetch";
-import { createReporter, formatMs, formatSize, type Reporter } from "./progress";
+import { formatBytes } from "../backup/units";
+import { createReporter, formatMs, type Reporter } from "./progress";
 import { runRestore, type RestoreResult } from "./restore";
 import { sqliteVersion } from "./sqlite";
 
@@ -268,7 +269,7 @@ export function reportValues(input: {
     BACKUP_KEY: input.backupKey ?? "(none)",
     BACKUP_CREATED_AT: b?.createdAt ?? "—",
     BACKUP_AGE: ageHours === null ? "—" : `${ageHours.toFixed(1)} h (objective ≤ 24 h${ageHours > 24 ? ": OVER" : ""})`,
-    BACKUP_SIZE: b?.objectSize != null ? `${b.objectSize} bytes (${formatSize(b.objectSize)}) gzip, ${b.sqlSize} bytes of SQL` : "—",
+    BACKUP_SIZE: b?.objectSize != null ? `${b.objectSize} bytes (${formatBytes(b.objectSize)}) gzip, ${b.sqlSize} bytes of SQL` : "—",
     BACKUP_SHA256: b?.objectSha256 ?? "—",
     LATEST_MIGRATION: b?.latestMigration ?? "—",
     RESULT: input.passed ? "✅ PASSED" : "❌ FAILED",

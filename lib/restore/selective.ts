@@ -11,7 +11,8 @@ import { splitTuple } from "../backup/dump";
 import { BackupError } from "../backup/errors";
 import { literalExpr, quoteIdent, quoteText, splitLiteral, utf8Length } from "../backup/sql";
 import { D1_MAX_STATEMENT_BYTES } from "../backup/dump";
-import { formatSize, type Reporter } from "./progress";
+import { formatBytes } from "../backup/units";
+import type { Reporter } from "./progress";
 import { sqliteLines, sqliteQuery } from "./sqlite";
 
 /** Small statements restore fastest through wrangler (see DEFAULT_DUMP_OPTIONS in dump.ts). */
@@ -278,7 +279,7 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
         (line) => {
           const [tupleHex, ...keys] = line.split(" ");
           writer.add(Buffer.from(tupleHex, "hex").toString("utf8"), keys.map((k) => Buffer.from(k, "hex").toString("utf8")));
-          if (writer.rows % 1000 === 0) reporter.progress(`${t.name}: ${writer.rows} rows, ${formatSize(bytes)} written`);
+          if (writer.rows % 1000 === 0) reporter.progress(`${t.name}: ${writer.rows} rows, ${formatBytes(bytes)} written`);
         },
         { safe: true },
       );

@@ -8,7 +8,8 @@ import { isInternalTable, orderByForeignKeys, type TableInfo } from "../backup/s
 import { quoteIdent } from "../backup/sql";
 import { DEFAULT_PERSIST_TO } from "../local/platform";
 import { cleanToolOutput, fileExists, shellQuote, wrangler, wranglerCommand } from "./exec";
-import { formatSize, type Reporter } from "./progress";
+import { formatBytes } from "../backup/units";
+import type { Reporter } from "./progress";
 import { SQLITE3, sqliteApplyFile, sqliteQuery } from "./sqlite";
 
 export type TargetSpec =
@@ -129,7 +130,7 @@ function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
       const total = fs.statSync(sqlFile).size;
       try {
         await sqliteApplyFile(building, sqlFile, (p) =>
-          reporter.progress(`${p.table ? `table ${p.table}: ` : ""}~${p.rows} rows, ${formatSize(p.bytes)} of ${formatSize(total)} of SQL`),
+          reporter.progress(`${p.table ? `table ${p.table}: ` : ""}~${p.rows} rows, ${formatBytes(p.bytes)} of ${formatBytes(total)} of SQL`),
         );
         for (const suffix of ["-wal", "-shm", "-journal"]) fs.rmSync(`${file}${suffix}`, { force: true });
         fs.renameSync(building, file);
@@ -141,7 +142,7 @@ function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
     applyCommand: (sqlFile) => `(echo 'BEGIN;'; cat ${shellQuote(sqlFile)}; echo 'COMMIT;') | ${SQLITE3} -bail ${shellQuote(file)}`,
     async apply(sqlFile, reporter) {
       if (!fileExists(file)) throw new BackupError("NOT_FOUND", `${file} does not exist: nothing to put rows back into`);
-      await sqliteApplyFile(file, sqlFile, (p) => reporter.progress(`~${p.rows} rows, ${formatSize(p.bytes)}`));
+      await sqliteApplyFile(file, sqlFile, (p) => reporter.progress(`~${p.rows} rows, ${formatBytes(p.bytes)}`));
     },
     query,
     localFile: () => file,
@@ -151,7 +152,9 @@ function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
 // ---------------------------------------------------------------------------------------------
 // D1 through wrangler
 
-function d1Args(spec: { database: string; remote: boolean; persistTo?: string }): string[] {
+type D1Spec = { database: string; remote: boolean; persistTo?: string };
+
+function d1Args(spec: D1Spec): string[] {
   return spec.remote ? [spec.database, "--remote"] : [spec.database, "--local", "--persist-to", path.resolve(spec.persistTo ?? DEFAULT_PERSIST_TO)];
 }
 
@@ -174,11 +177,11 @@ function wranglerQuery(spec: { database: string; remote: boolean; persistTo?: st
   };
 }
 
-async function runWranglerFile(spec: { database: string; remote: boolean; persistTo?: string }, sqlFile: string, reporter: Reporter, what: string) {
+async function runWranglerFile(spec: D1Spec, sqlFile: string, reporter: Reporter, what: string) {
   const args = ["d1", "execute", ...d1Args(spec), "--file", sqlFile, "--yes"];
   const size = fs.statSync(sqlFile).size;
   // wrangler prints nothing while it works; a ticker shows the restore is alive.
-  const timer = setInterval(() => reporter.progress(`wrangler is ${what} ${formatSize(size)} of SQL`), 1000);
+  const timer = setInterval(() => reporter.progress(`wrangler is ${what} ${formatBytes(size)} of SQL`), 1000);
   try {
     const res = await wrangler(args);
     if (res.code !== 0) {
@@ -220,28 +223,42 @@ function localD1Target(spec: { kind: "d1"; database: string; remote: false; pers
       if (files.length === 0) return { exists: false, objects: [], userTables: [], parents: new Map() };
       return readState(query, true);
     },
-    restoreCommand: (sqlFile) => wranglerCommand(["d1", "execute", ...d1Args(spec), "--file", sqlFile, "--yes"]),
-    async restore(sqlFile, { replace, workDir, reporter }) {
-      let file = sqlFile;
-      if (replace && replace.objects.length > 0) {
-        // One file, one batch: locally wrangler runs a file as one transaction, so if the dump
-        // fails after the drops, the drops are rolled back too and the old data is still there.
-        file = path.join(workDir, `replace-${path.basename(sqlFile)}`);
-        fs.writeFileSync(file, dropAllSql(replace));
-        await appendFile(sqlFile, file);
-      }
-      try {
-        await runWranglerFile(spec, file, reporter, "restoring");
-      } finally {
-        if (file !== sqlFile) fs.rmSync(file, { force: true });
-      }
-    },
-    applyCommand: (sqlFile) => wranglerCommand(["d1", "execute", ...d1Args(spec), "--file", sqlFile, "--yes"]),
+    restoreCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
+    restore: (sqlFile, opts) => restoreD1(spec, sqlFile, opts, "restoring"),
+    applyCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
     apply: (sqlFile, reporter) => runWranglerFile(spec, sqlFile, reporter, "applying"),
     query,
     localFile: file,
   };
   return target;
+}
+
+const d1FileCommand = (spec: D1Spec, sqlFile: string) => wranglerCommand(["d1", "execute", ...d1Args(spec), "--file", sqlFile, "--yes"]);
+
+/**
+ * A verified dump into a D1 database. Replacing (--force on a non-empty database), the drops go
+ * first in the same file as the dump: locally wrangler runs one file as one transaction, so a dump
+ * that fails after the drops rolls them back too and the old data is still there; remotely D1
+ * imports the file as one job, and the Time Travel bookmark taken before (restore.ts) is the way
+ * back if it fails half way.
+ */
+async function restoreD1(
+  spec: D1Spec,
+  sqlFile: string,
+  { replace, workDir, reporter }: { replace: TargetState | null; workDir: string; reporter: Reporter },
+  verb: string,
+): Promise<void> {
+  let file = sqlFile;
+  if (replace && replace.objects.length > 0) {
+    file = path.join(workDir, `replace-${path.basename(sqlFile)}`);
+    fs.writeFileSync(file, dropAllSql(replace));
+    await appendFile(sqlFile, file);
+  }
+  try {
+    await runWranglerFile(spec, file, reporter, verb);
+  } finally {
+    if (file !== sqlFile) fs.rmSync(file, { force: true });
+  }
 }
 
 function remoteD1Target(spec: { kind: "d1"; database: string; remote: true; persistTo?: string }): Target {
@@ -250,23 +267,9 @@ function remoteD1Target(spec: { kind: "d1"; database: string; remote: true; pers
     spec,
     label: `remote D1 ${spec.database}`,
     inspect: async () => readState(query, true),
-    restoreCommand: (sqlFile) => wranglerCommand(["d1", "execute", ...d1Args(spec), "--file", sqlFile, "--yes"]),
-    async restore(sqlFile, { replace, workDir, reporter }) {
-      let file = sqlFile;
-      if (replace && replace.objects.length > 0) {
-        // Drops and dump in one file, so D1 imports them as one job; the Time Travel bookmark
-        // taken before (restore.ts) is the way back if the import fails half way.
-        file = path.join(workDir, `replace-${path.basename(sqlFile)}`);
-        fs.writeFileSync(file, dropAllSql(replace));
-        await appendFile(sqlFile, file);
-      }
-      try {
-        await runWranglerFile(spec, file, reporter, "importing");
-      } finally {
-        if (file !== sqlFile) fs.rmSync(file, { force: true });
-      }
-    },
-    applyCommand: (sqlFile) => wranglerCommand(["d1", "execute", ...d1Args(spec), "--file", sqlFile, "--yes"]),
+    restoreCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
+    restore: (sqlFile, opts) => restoreD1(spec, sqlFile, opts, "importing"),
+    applyCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
     apply: (sqlFile, reporter) => runWranglerFile(spec, sqlFile, reporter, "applying"),
     query,
     localFile: () => null,

@@ -14,7 +14,8 @@ import { BackupError } from "../backup/errors";
 import { keysFor } from "../backup/keys";
 import { parseManifest, type Manifest } from "../backup/manifest";
 import type { FetchedBackup } from "./fetch";
-import { formatSize, type Reporter } from "./progress";
+import { formatBytes } from "../backup/units";
+import type { Reporter } from "./progress";
 
 export interface VerificationCheck {
   check: string;
@@ -46,7 +47,7 @@ async function hashFile(file: string, reporter: Reporter, what: string): Promise
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1024 * 1024 })) {
     hash.update(chunk as Buffer);
     size += (chunk as Buffer).length;
-    reporter.progress(`hashing ${what}: ${formatSize(size)} of ${formatSize(total)}`);
+    reporter.progress(`hashing ${what}: ${formatBytes(size)} of ${formatBytes(total)}`);
   }
   return { size, sha256: hash.digest("hex") };
 }
@@ -123,7 +124,7 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
           { expected: manifest.object.sha256, actual: object.sha256 },
         );
       }
-      checks.push({ check: "object-sha256", ok: true, detail: `${formatSize(object.size)}, sha256 ${object.sha256} matches the manifest` });
+      checks.push({ check: "object-sha256", ok: true, detail: `${formatBytes(object.size)}, sha256 ${object.sha256} matches the manifest` });
     }
   }
 
@@ -136,7 +137,7 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
     plainHash.update(chunk);
     plainSize += chunk.length;
     tail = Buffer.concat([tail.subarray(-256), chunk.subarray(-256)]).subarray(-256);
-    reporter.progress(`${fetched.plainFile ? "hashed" : "decompressed"} ${formatSize(plainSize)}${manifest ? ` of ${formatSize(manifest.sql.size)}` : ""}`);
+    reporter.progress(`${fetched.plainFile ? "hashed" : "decompressed"} ${formatBytes(plainSize)}${manifest ? ` of ${formatBytes(manifest.sql.size)}` : ""}`);
   };
   if (fetched.objectFile) {
     const tap = new Transform({
@@ -153,7 +154,7 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
       if (err.code === "Z_BUF_ERROR" || /unexpected end of file/i.test(err.message)) {
         fail(
           "gzip",
-          `truncated gzip: ${fetched.key} ends in the middle of its gzip stream (${err.message}) after ${formatSize(plainSize)} of SQL. ` +
+          `truncated gzip: ${fetched.key} ends in the middle of its gzip stream (${err.message}) after ${formatBytes(plainSize)} of SQL. ` +
             "The backup is incomplete: use the previous backup",
         );
       }
@@ -162,7 +163,7 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
       }
       throw e;
     }
-    checks.push({ check: "gzip", ok: true, detail: `decompresses completely to ${formatSize(plainSize)}` });
+    checks.push({ check: "gzip", ok: true, detail: `decompresses completely to ${formatBytes(plainSize)}` });
   } else {
     // A plain SQL file was given: there is no object (gzip) to check, only the SQL itself.
     if (manifest) checks.push({ check: "object-sha256", ok: true, detail: "not applicable: a plain SQL file was given, not the .sql.gz object" });
@@ -180,7 +181,7 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
         { expected: manifest.sql.sha256, actual: sql.sha256 },
       );
     }
-    checks.push({ check: "sql-sha256", ok: true, detail: `${formatSize(sql.size)} of SQL, sha256 matches the manifest` });
+    checks.push({ check: "sql-sha256", ok: true, detail: `${formatBytes(sql.size)} of SQL, sha256 matches the manifest` });
   }
   // 4. ...and it is complete: the marker is the last thing the dump writes.
   const lastLine = tail.toString("utf8").trimEnd().split("\n").pop() ?? "";

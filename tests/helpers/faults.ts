@@ -6,6 +6,8 @@ export interface BucketFaults {
   uploadPart?: { nth: number; message: string };
   /** Throw from put() for keys matching this pattern. */
   put?: { key: RegExp; message: string };
+  /** Throw from delete() when any of the keys it is given fails this test. */
+  delete?: { fails: (key: string) => boolean; message: string };
 }
 
 export interface FaultyBucket {
@@ -35,7 +37,10 @@ export function faultyBucket(real: R2Bucket, faults: BucketFaults): FaultyBucket
     head: (k: string) => real.head(k),
     get: (k: string, o?: R2GetOptions) => real.get(k, o),
     list: (o?: R2ListOptions) => real.list(o),
-    delete: (k: string | string[]) => real.delete(k),
+    delete: async (k: string | string[]) => {
+      if (faults.delete && (Array.isArray(k) ? k : [k]).some(faults.delete.fails)) throw new Error(faults.delete.message);
+      return real.delete(k);
+    },
     put: async (k: string, v: unknown, o?: R2PutOptions) => {
       if (faults.put && faults.put.key.test(k)) throw new Error(faults.put.message);
       return real.put(k, v as never, o);
@@ -45,6 +50,10 @@ export function faultyBucket(real: R2Bucket, faults: BucketFaults): FaultyBucket
   };
   return { bucket: bucket as unknown as R2Bucket, aborted };
 }
+
+/** The bucket whose manifest writes fail: a backup that fails at its very last step. */
+export const manifestPutFails = (real: R2Bucket): R2Bucket =>
+  faultyBucket(real, { put: { key: /\.manifest\.json$/, message: "injected: R2 is unavailable" } }).bucket;
 
 /** A D1 binding whose reads of one table fail (both paged reads and snapshot batches). */
 export function faultyDb(real: D1Database, failOn: RegExp, message: string): D1Database {

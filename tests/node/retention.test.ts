@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { backupDatabase, BackupError, keysFor, listBackups } from "../../lib/backup";
 import { backupNameFor } from "../../lib/backup/keys";
 import { cleanupOldBackups, DEFAULT_RETENTION } from "../../lib/backup/retention";
+import { faultyBucket } from "../helpers/faults";
 import { freshPlatform } from "../helpers/local";
 
 let platform: Awaited<ReturnType<typeof freshPlatform>>;
@@ -61,22 +62,6 @@ async function cleanupRows(): Promise<{ action: string; user_id: string | null; 
     .prepare("SELECT action, user_id, details FROM activity_log WHERE action LIKE 'backup_cleanup_%' ORDER BY id")
     .all<{ action: string; user_id: string | null; details: string }>();
   return rows.results.map((r) => ({ ...r, details: JSON.parse(r.details) }));
-}
-
-/** The real bucket, except that delete() throws for the chosen keys. */
-function failingDeletes(real: R2Bucket, fails: (key: string) => boolean, message: string): R2Bucket {
-  return {
-    head: (k: string) => real.head(k),
-    get: (k: string, o?: R2GetOptions) => real.get(k, o),
-    list: (o?: R2ListOptions) => real.list(o),
-    put: (k: string, v: never, o?: R2PutOptions) => real.put(k, v, o),
-    delete: async (k: string | string[]) => {
-      if ((Array.isArray(k) ? k : [k]).some(fails)) throw new Error(message);
-      return real.delete(k);
-    },
-    createMultipartUpload: (k: string, o?: R2MultipartOptions) => real.createMultipartUpload(k, o),
-    resumeMultipartUpload: (k: string, id: string) => real.resumeMultipartUpload(k, id),
-  } as unknown as R2Bucket;
 }
 
 const completeKeys = async () => (await listBackups(bucket)).backups.map((b) => b.key);
@@ -281,7 +266,7 @@ describe("cleanupOldBackups", () => {
     const keys = await backupsAt([0, 1, 2, 3, 4, 5, 6, 40, 50, 60].map((d) => daysAgo(d)));
     const [k60, k50] = [60, 50].map((d) => keysFor(backupNameFor(daysAgo(d))));
     // R2 fails deleting the 50-day-old backup's object, after its manifest is already gone.
-    const failing = failingDeletes(bucket, (key) => key === k50.object, "injected: R2 delete timed out");
+    const failing = faultyBucket(bucket, { delete: { fails: (key) => key === k50.object, message: "injected: R2 delete timed out" } }).bucket;
 
     const err = await cleanupOldBackups({ db, bucket: failing, now: NOW, actor: "user_admin_1" }).catch((e) => e);
     expect(err).toBeInstanceOf(BackupError);

@@ -4,26 +4,14 @@
 // and still rejects with its own error; a run that finds backups had been missing posts
 // backup_stale; each delivery is recorded in activity_log. Each test posts to its own path and
 // reads back only what arrived there.
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker, { type Env } from "../../functions/scheduled";
 import { backupDatabase, BackupError, listBackups } from "../../lib/backup";
 import type { AlertPayload } from "../../lib/backup/alerts";
+import { manifestPutFails } from "../helpers/faults";
+import { runCron } from "./cron";
 
-const CRON = "0 2 * * *";
 const HOUR = 60 * 60 * 1000;
-
-async function runCron(e: Env): Promise<void> {
-  // Backup names have one-second resolution; a second run within the same second is BACKUP_EXISTS.
-  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
-  const ctx = createExecutionContext();
-  try {
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: CRON }), e, ctx);
-  } finally {
-    await waitOnExecutionContext(ctx);
-  }
-}
 
 /** A webhook URL on the receiver, unique to one test; the path's last segment plays the secret. */
 const hook = (name: string, behaviour = "") => `${env.ALERT_RECEIVER_URL}/${behaviour}${name}/T0/B0/SECRETTOKEN`;
@@ -45,22 +33,6 @@ async function alertRows(): Promise<{ action: string; entity_id: string | null; 
     "SELECT action, entity_id, details FROM activity_log WHERE action IN ('backup_alert_sent', 'backup_alert_failed') ORDER BY id",
   ).all<{ action: string; entity_id: string | null; details: string }>();
   return rows.results.map((r) => ({ ...r, details: JSON.parse(r.details) }));
-}
-
-/** The real bucket, except that put() of a manifest throws (fault injection at the binding). */
-function manifestPutFails(real: R2Bucket): R2Bucket {
-  return {
-    head: (k: string) => real.head(k),
-    get: (k: string, o?: R2GetOptions) => real.get(k, o),
-    list: (o?: R2ListOptions) => real.list(o),
-    delete: (k: string | string[]) => real.delete(k),
-    put: async (k: string, v: never, o?: R2PutOptions) => {
-      if (k.endsWith(".manifest.json")) throw new Error("injected: R2 is unavailable");
-      return real.put(k, v, o);
-    },
-    createMultipartUpload: (k: string, o?: R2MultipartOptions) => real.createMultipartUpload(k, o),
-    resumeMultipartUpload: (k: string, id: string) => real.resumeMultipartUpload(k, id),
-  } as unknown as R2Bucket;
 }
 
 describe("cron Worker alerts (ALERT_WEBHOOK_URL)", () => {

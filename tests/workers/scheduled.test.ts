@@ -2,25 +2,15 @@
 // The cron Worker inside workerd, with the bindings of functions/wrangler.toml (local D1/R2) and
 // the real migrations: a scheduled event makes a complete backup, applies retention and logs it;
 // any failure rejects (so Cloudflare marks the run failed) and is logged as scheduled_backup_failed.
-import { createExecutionContext, createScheduledController, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker, { type Env } from "../../functions/scheduled";
+import worker from "../../functions/scheduled";
 import { backupDatabase, BackupError, DUMP_END_MARKER, listBackups } from "../../lib/backup";
+import { manifestPutFails } from "../helpers/faults";
+import { runCron } from "./cron";
 
-const CRON = "0 2 * * *";
 const DAY = 24 * 60 * 60 * 1000;
-
-async function runCron(e: Env): Promise<void> {
-  // Backup names have one-second resolution; a second run within the same second is BACKUP_EXISTS.
-  await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
-  const ctx = createExecutionContext();
-  try {
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: CRON }), e, ctx);
-  } finally {
-    await waitOnExecutionContext(ctx);
-  }
-}
 
 async function activity(action: string): Promise<{ entity_id: string | null; details: Record<string, unknown> }[]> {
   const rows = await env.DB.prepare("SELECT entity_id, details FROM activity_log WHERE action = ? ORDER BY id")
@@ -31,22 +21,6 @@ async function activity(action: string): Promise<{ entity_id: string | null; det
 
 async function lockRows(): Promise<unknown[]> {
   return (await env.DB.prepare("SELECT * FROM backup_lock").all()).results;
-}
-
-/** The real bucket, except that put() of a manifest throws (fault injection at the binding). */
-function manifestPutFails(real: R2Bucket): R2Bucket {
-  return {
-    head: (k: string) => real.head(k),
-    get: (k: string, o?: R2GetOptions) => real.get(k, o),
-    list: (o?: R2ListOptions) => real.list(o),
-    delete: (k: string | string[]) => real.delete(k),
-    put: async (k: string, v: never, o?: R2PutOptions) => {
-      if (k.endsWith(".manifest.json")) throw new Error("injected: R2 is unavailable");
-      return real.put(k, v, o);
-    },
-    createMultipartUpload: (k: string, o?: R2MultipartOptions) => real.createMultipartUpload(k, o),
-    resumeMultipartUpload: (k: string, id: string) => real.resumeMultipartUpload(k, id),
-  } as unknown as R2Bucket;
 }
 
 describe("cron Worker scheduled()", () => {

@@ -6,7 +6,7 @@ import { auth } from "@clerk/nextjs/server";
 import Link from "next/link";
 import { z } from "zod";
 import { checkAdmin } from "@/lib/auth";
-import { formatBytes } from "@/lib/backup/alerts";
+import { formatBytes } from "@/lib/backup/units";
 import { getDashboard, type Dashboard } from "@/lib/backup/dashboard";
 import { BackupError } from "@/lib/backup/errors";
 import type { BackupHealth, SizePoint } from "@/lib/backup/health";
