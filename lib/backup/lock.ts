@@ -77,21 +77,13 @@ export async function acquireBackupLock(opts: BackupLockOptions): Promise<HeldLo
     }
     if (won?.owner === owner) return { owner, startedAt, expiresAt };
 
-    let holder: { owner: string; started_at: string; expires_at: string } | null;
-    try {
-      holder = await opts.db
-        .prepare("SELECT owner, started_at, expires_at FROM backup_lock WHERE name = ?")
-        .bind(BACKUP_LOCK_NAME)
-        .first();
-    } catch (e) {
-      throw lockDbError("reading the backup lock failed", e);
-    }
-    // Gone, or expired since our upsert: try again rather than refuse.
-    if (holder && holder.expires_at > clock().toISOString()) {
+    // Gone, or expired since our upsert (null either way): try again rather than refuse.
+    const holder = await readBackupLock(opts.db, clock());
+    if (holder) {
       throw new BackupError(
         "BACKUP_IN_PROGRESS",
-        `another backup or cleanup has been running since ${holder.started_at}; try again later (its lock expires at ${holder.expires_at})`,
-        { details: { startedAt: holder.started_at, expiresAt: holder.expires_at, owner: ownerLabel(holder.owner) } },
+        `another backup or cleanup has been running since ${holder.startedAt}; try again later (its lock expires at ${holder.expiresAt})`,
+        { details: { ...holder } },
       );
     }
   }

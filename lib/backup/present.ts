@@ -3,6 +3,7 @@ import type { BackupSummary } from "./backup";
 import { BackupError, isBackupError } from "./errors";
 import type { BackupListing } from "./list";
 import type { CleanupResult } from "./retention";
+import { parseBackupKey } from "./keys";
 import { formatBytes } from "./units";
 
 export function backupResponse(s: BackupSummary) {
@@ -86,7 +87,7 @@ export function activitySummary(entry: { action: string; details: unknown }): st
   const s = (k: string) => (typeof d[k] === "string" ? (d[k] as string) : typeof d[k] === "number" ? String(d[k]) : "");
   const n = (k: string) => (Array.isArray(d[k]) ? (d[k] as unknown[]).length : 0);
   const failure = () => [s("code"), s("reason")].filter(Boolean).join(": ");
-  const name = (key: string) => key.replace(/^backups\//, "").replace(/\.sql\.gz$/, "");
+  const name = (key: string) => parseBackupKey(key)?.name ?? key;
   switch (entry.action) {
     case "database_backup_created":
       return `${name(s("key"))}: ${typeof d.size === "number" ? formatBytes(d.size) : "?"}, ${s("tables")} tables, ${s("rows")} rows (${s("trigger")})`;

@@ -2,16 +2,15 @@
 // same bindings as the API) and protected by the middleware (Clerk admin); it checks the admin
 // rule again itself. One library call (getDashboard) gathers what it shows; the two buttons are
 // client components calling the admin API (actions.tsx).
-import { auth } from "@clerk/nextjs/server";
 import Link from "next/link";
 import { z } from "zod";
-import { checkAdmin } from "@/lib/auth";
+import { requireAdmin } from "@/lib/auth";
 import { formatBytes } from "@/lib/backup/units";
 import { getDashboard, type Dashboard } from "@/lib/backup/dashboard";
 import { BackupError } from "@/lib/backup/errors";
 import type { BackupHealth, SizePoint } from "@/lib/backup/health";
 import { activitySummary, errorResponse } from "@/lib/backup/present";
-import { getBindings, getClerkConfig } from "@/lib/env";
+import { getBindings } from "@/lib/env";
 import { BackupNowButton, CleanupButton } from "./actions";
 
 export const runtime = "edge";
@@ -268,9 +267,11 @@ function Problem({ error }: { error: unknown }) {
 
 export default async function BackupsDashboard({ searchParams }: { searchParams: Promise<Record<string, string | string[] | undefined>> }) {
   // Second line of defence: the middleware already sent strangers to sign in and refused non-admins.
-  getClerkConfig();
-  const admin = checkAdmin(await auth());
-  if (!admin.ok) return <Problem error={admin.error} />;
+  try {
+    await requireAdmin();
+  } catch (e) {
+    return <Problem error={e} />;
+  }
 
   let data: Dashboard;
   try {
