@@ -6,10 +6,10 @@
 // credential (CRON_SECRET). There is deliberately no development or test bypass of any kind.
 import { clerkMiddleware } from "@clerk/nextjs/server";
 import type { NextFetchEvent, NextRequest } from "next/server";
-import { checkAdmin } from "@/lib/auth";
-import { BackupError } from "@/lib/backup/errors";
-import { getClerkConfig } from "@/lib/env";
-import { errorJson } from "@/lib/http";
+import { checkAdmin } from "./lib/auth";
+import { BackupError } from "./lib/backup";
+import { getClerkConfig } from "./lib/env";
+import { errorJson } from "./lib/http";
 
 const isApi = (req: NextRequest) => req.nextUrl.pathname.startsWith("/api/");
 

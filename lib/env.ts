@@ -11,7 +11,8 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
-import { BackupError } from "./backup/errors";
+import { BackupError } from "./backup";
+import { BUCKET_NAME, DATABASE_NAME } from "./names";
 
 type RawEnv = Record<string, unknown>;
 
@@ -46,10 +47,10 @@ const R2_METHODS = ["head", "get", "put", "list", "delete", "createMultipartUplo
 
 const bindingsSchema = z.object({
   DB: z.custom<D1Database>((v) => hasMethods(v, D1_METHODS), {
-    message: "binding DB is missing or is not a D1 database (D1 tech-support-db; see wrangler.toml)",
+    message: `binding DB is missing or is not a D1 database (D1 ${DATABASE_NAME}; see wrangler.toml)`,
   }),
   DOCUMENTS: z.custom<R2Bucket>((v) => hasMethods(v, R2_METHODS), {
-    message: "binding DOCUMENTS is missing or is not an R2 bucket (R2 tech-support-documents; see wrangler.toml)",
+    message: `binding DOCUMENTS is missing or is not an R2 bucket (R2 ${BUCKET_NAME}; see wrangler.toml)`,
   }),
 });
 

@@ -1,8 +1,9 @@
-// Response helpers for the Next.js routes and middleware: every error leaves through
-// errorResponse (lib/backup/present.ts), so the API has exactly one error shape.
+// The HTTP side of the Next.js app: response helpers and the one route frame every API route uses.
+// Every error leaves through errorResponse (lib/backup), so the API has exactly one error shape.
 import { z } from "zod";
-import { BackupError } from "./backup/errors";
-import { errorResponse } from "./backup/present";
+import { requireAdmin } from "./auth";
+import { BackupError, errorResponse } from "./backup";
+import { getBindings, getCronConfig, type Bindings } from "./env";
 
 // Backup data and audit answers must never be cached by a browser or a CDN.
 const NO_STORE = { "cache-control": "no-store" } as const;
@@ -61,3 +62,109 @@ export function parseQuery<T extends z.ZodTypeAny>(url: URL, schema: T, routePar
 
 /** A yes/no query flag: 1/true/0/false only, so a typo never silently means "no". */
 export const flag = z.enum(["1", "true", "0", "false"]).transform((v) => v === "1" || v === "true");
+
+// ---------------------------------------------------------------------------------------------
+// The route frame: every API route is one of these, so auth, input parsing, bindings and error
+// mapping live here once and a handler is just its library call.
+
+type Body = Response | object;
+
+interface RouteSpec<Q extends z.ZodTypeAny, P> {
+  /** Strict schema of the query string; unknown parameters are refused. Omitted: the query is not read. */
+  query?: Q;
+  /** Parses the route's own path (e.g. a backup name) before the query, so a bad path is the error. */
+  path?: (url: URL) => P;
+  /** Dynamic segments that next-on-pages also passes as query parameters (see parseQuery). */
+  routeParams?: string[];
+}
+
+export interface RouteContext<Q, P> {
+  request: Request;
+  url: URL;
+  query: Q;
+  path: P;
+  bindings: Bindings;
+}
+
+const respond = (body: Body): Response => (body instanceof Response ? body : json(body));
+
+function frame<Q extends z.ZodTypeAny, P, C>(
+  name: string,
+  spec: RouteSpec<Q, P>,
+  authenticate: (request: Request) => Promise<C>,
+  handler: (ctx: RouteContext<z.infer<Q>, P> & C) => Promise<Body>,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    try {
+      const who = await authenticate(request);
+      const url = new URL(request.url);
+      const path = spec.path ? spec.path(url) : (undefined as P);
+      const query = spec.query ? parseQuery(url, spec.query, spec.routeParams) : (undefined as z.infer<Q>);
+      return respond(await handler({ request, url, query, path, bindings: getBindings(), ...who }));
+    } catch (e) {
+      return errorJson(e, name);
+    }
+  };
+}
+
+/** An admin route: a Clerk admin session (lib/auth.ts), then the strict query, then the handler. */
+export function adminRoute<Q extends z.ZodTypeAny, P = undefined>(
+  name: string,
+  spec: RouteSpec<Q, P>,
+  handler: (ctx: RouteContext<z.infer<Q>, P> & { actor: string }) => Promise<Body>,
+): (request: Request) => Promise<Response> {
+  return frame(name, spec, async () => ({ actor: await requireAdmin() }), handler);
+}
+
+/** A route for external schedulers: `Authorization: Bearer <CRON_SECRET>`, constant time, fails closed. */
+export function cronRoute<Q extends z.ZodTypeAny>(
+  name: string,
+  spec: RouteSpec<Q, undefined>,
+  handler: (ctx: RouteContext<z.infer<Q>, undefined>) => Promise<Body>,
+): (request: Request) => Promise<Response> {
+  return frame(name, spec, requireCronSecret, handler);
+}
+
+/**
+ * An unauthenticated route whose every failure is answered by `fallback` (the reason goes to the
+ * log only): a public endpoint never tells a stranger what went wrong.
+ */
+export function publicRoute(
+  name: string,
+  handler: (ctx: { request: Request; bindings: Bindings }) => Promise<Body>,
+  fallback: () => Response,
+): (request: Request) => Promise<Response> {
+  return async (request) => {
+    try {
+      return respond(await handler({ request, bindings: getBindings() }));
+    } catch (e) {
+      console.error(`${name}:`, e);
+      return fallback();
+    }
+  };
+}
+
+async function sha256(s: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+}
+
+/**
+ * Constant-time comparison of the presented and the configured secret: both are hashed first, so
+ * the comparison always runs over 32 bytes whatever their lengths, and it never exits early.
+ */
+async function secretMatches(presented: string, expected: string): Promise<boolean> {
+  const [a, b] = await Promise.all([sha256(presented), sha256(expected)]);
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+async function requireCronSecret(request: Request): Promise<Record<string, never>> {
+  const { cronSecret } = getCronConfig();
+  const header = request.headers.get("authorization") ?? "";
+  const m = /^Bearer (.+)$/.exec(header);
+  // A missing or malformed header is still compared (against ""), so every refusal takes the same path.
+  const ok = await secretMatches(m ? m[1] : "", cronSecret);
+  if (!m || !ok) throw new BackupError("UNAUTHORIZED", "missing or wrong cron secret");
+  return {};
+}

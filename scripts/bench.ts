@@ -10,9 +10,11 @@ import { gunzipSync } from "node:zlib";
 import { readManifest, parseBackupName } from "../lib/backup";
 import { openLocalPlatform, PROJECT_ROOT } from "../lib/local/platform";
 import { startLocalWorker } from "../lib/local/runner";
+import { localD1File, WRANGLER_BIN, wranglerEnv } from "../lib/local/wrangler";
+import { DATABASE_NAME } from "../lib/names";
 
-const ENV = { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false", NEXT_TELEMETRY_DISABLED: "1" };
-const BIN = path.join(PROJECT_ROOT, "node_modules", ".bin");
+const ENV = wranglerEnv();
+const BIN = path.dirname(WRANGLER_BIN);
 
 interface Measured {
   ms: number;
@@ -129,13 +131,6 @@ function vmHwmKb(pid: number): number {
   }
 }
 
-function d1File(persistTo: string): string {
-  const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
-  const f = fs.readdirSync(dir).find((n) => n.endsWith(".sqlite") && n !== "metadata.sqlite");
-  if (!f) throw new Error(`no D1 file under ${dir}`);
-  return path.join(dir, f);
-}
-
 const mb = (bytes: number) => bytes / (1024 * 1024);
 const fmt = (n: number, d = 1) => n.toFixed(d);
 
@@ -166,10 +161,10 @@ async function benchSize(rows: number, work: string, restoreTimeoutMs: number): 
       .replace(/pages_build_output_dir = ".*"\n/, ""),
   );
   log(`\n== ${rows} rows: migrate + seed`);
-  spawnSync(path.join(BIN, "wrangler"), ["d1", "migrations", "apply", "tech-support-db", "--local", "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, stdio: "ignore" });
+  spawnSync(WRANGLER_BIN, ["d1", "migrations", "apply", DATABASE_NAME, "--local", "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, stdio: "ignore" });
   const seeded = spawnSync(path.join(BIN, "tsx"), ["scripts/seed.ts", "--rows", String(rows), "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, encoding: "utf8" });
   if (seeded.status !== 0) throw new Error(`seed failed: ${seeded.stderr}`);
-  const dbFile = d1File(persistTo);
+  const dbFile = localD1File(persistTo);
   spawnSync("sqlite3", [dbFile, "PRAGMA wal_checkpoint(TRUNCATE);"]);
   const dbMb = mb(fs.statSync(dbFile).size);
 
@@ -194,18 +189,18 @@ async function benchSize(rows: number, work: string, restoreTimeoutMs: number): 
 
   log("wrangler d1 export --local");
   const wranglerOut = path.join(work, `wrangler-${rows}.sql`);
-  const wrangler = await measure(path.join(BIN, "wrangler"), ["d1", "export", "tech-support-db", "--local", "--config", config, "--output", wranglerOut]);
+  const wrangler = await measure(WRANGLER_BIN, ["d1", "export", DATABASE_NAME, "--local", "--config", config, "--output", wranglerOut]);
 
   log("restore ours with wrangler d1 execute");
-  const restoreOursWrangler = await measure(path.join(BIN, "wrangler"), ["d1", "execute", "tech-support-db", "--local", "--persist-to", path.join(work, `r1-${rows}`), "--file", ourSql, "--yes"]);
+  const restoreOursWrangler = await measure(WRANGLER_BIN, ["d1", "execute", DATABASE_NAME, "--local", "--persist-to", path.join(work, `r1-${rows}`), "--file", ourSql, "--yes"]);
   log("restore ours with sqlite3");
   const restoreOursSqlite = await measure("sqlite3", ["-bail", path.join(work, `r2-${rows}.db`)], { stdinFile: ourSql });
   log("restore wrangler's export with wrangler d1 execute");
   // Measured at 1M rows on a 2-core machine: workerd ran out of memory after 17 minutes. A time
   // limit keeps the benchmark bounded; the report says the export did not restore.
   const restoreWranglerExport = await tryMeasure(
-    path.join(BIN, "wrangler"),
-    ["d1", "execute", "tech-support-db", "--local", "--persist-to", path.join(work, `r3-${rows}`), "--file", wranglerOut, "--yes"],
+    WRANGLER_BIN,
+    ["d1", "execute", DATABASE_NAME, "--local", "--persist-to", path.join(work, `r3-${rows}`), "--file", wranglerOut, "--yes"],
     { timeoutMs: restoreTimeoutMs },
   );
 

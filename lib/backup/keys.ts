@@ -1,8 +1,8 @@
 // The only place that builds and parses R2 keys for backups. The bucket also holds the portal's
 // client documents, so everything that lists, reads or deletes goes through these strict patterns.
+import { BACKUP_PREFIX, STAGING_PREFIX } from "../names";
 
-export const BACKUP_PREFIX = "backups/";
-const STAGING_PREFIX = `${BACKUP_PREFIX}.staging/`;
+export { BACKUP_PREFIX };
 
 const NAME_RE = /^database-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
 const KEY_RE =

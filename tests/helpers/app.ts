@@ -125,6 +125,8 @@ export interface RawResponse {
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   text: string;
+  // Tests read response JSON by path and assert on it; `any` is the honest type of that.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   json<T = any>(): T;
 }
 

@@ -4,15 +4,10 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openLocalPlatform, PROJECT_ROOT, type LocalPlatform } from "../../lib/local/platform";
+import { localD1File, WRANGLER_BIN, wranglerEnv } from "../../lib/local/wrangler";
+import { DATABASE_NAME } from "../../lib/names";
 
-export const CLI_ENV = {
-  ...process.env,
-  CI: "true",
-  WRANGLER_SEND_METRICS: "false",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  NEXT_TELEMETRY_DISABLED: "1",
-  VERCEL_TELEMETRY_DISABLED: "1",
-};
+export const CLI_ENV = wranglerEnv();
 
 const tempDirs: string[] = [];
 
@@ -29,7 +24,7 @@ export function removeTempDirs(): void {
 
 /** Runs the project's wrangler (pinned) with non-interactive settings; returns stdout. */
 export function wrangler(args: string[], opts: { input?: string } = {}): string {
-  return execFileSync(path.join(PROJECT_ROOT, "node_modules", ".bin", "wrangler"), args, {
+  return execFileSync(WRANGLER_BIN, args, {
     cwd: PROJECT_ROOT,
     env: CLI_ENV,
     encoding: "utf8",
@@ -40,20 +35,15 @@ export function wrangler(args: string[], opts: { input?: string } = {}): string 
 }
 
 export function migrateLocal(persistTo: string): void {
-  wrangler(["d1", "migrations", "apply", "tech-support-db", "--local", "--persist-to", persistTo]);
+  wrangler(["d1", "migrations", "apply", DATABASE_NAME, "--local", "--persist-to", persistTo]);
 }
 
 export function executeFileLocal(persistTo: string, file: string): string {
-  return wrangler(["d1", "execute", "tech-support-db", "--local", "--persist-to", persistTo, "--file", file, "--yes"]);
+  return wrangler(["d1", "execute", DATABASE_NAME, "--local", "--persist-to", persistTo, "--file", file, "--yes"]);
 }
 
 /** The SQLite file behind the local D1 database in a persist directory. */
-export function d1File(persistTo: string): string {
-  const dir = path.join(persistTo, "v3", "d1", "miniflare-D1DatabaseObject");
-  const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite") : [];
-  if (files.length !== 1) throw new Error(`expected one D1 sqlite file in ${dir}, found ${files.length}`);
-  return path.join(dir, files[0]);
-}
+export const d1File = localD1File;
 
 export function sqlite(file: string, sql: string): string {
   return execFileSync("sqlite3", [file], { input: sql, encoding: "utf8", maxBuffer: 1024 * 1024 * 1024 });

@@ -20,7 +20,6 @@ const CLIENT_DOC_BODY = "CONFIDENTIAL: acme contract";
 const LOOKALIKE = "backups/notes.txt";
 const OLD_BACKUPS = 8; // with keepLatest 7, the oldest of these are past retention
 const BACKUP_KEY_RE = /^backups\/database-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.sql\.gz$/;
-const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 let signer: TestSigner;
 const token = (claims?: Record<string, unknown>, opts?: TokenOptions) => signer.token(claims, opts);

@@ -87,6 +87,7 @@ describe.each(existing)("%s", (doc) => {
           .join("\n");
         throw new Error(
           `${doc}:${b.line} failed (${err.message.split("\n")[0]}):\n${b.code}\n--- stdout\n${err.stdout?.slice(-3000)}\n--- stderr\n${err.stderr?.slice(-3000)}\n${logs}`,
+          { cause: e },
         );
       }
     }

@@ -4,12 +4,8 @@
 // parseBackupName (lib/backup/keys.ts, the only key parser) must accept it. Keys are then built by
 // keysFor; nothing from the URL is ever used as a key.
 import { z } from "zod";
-import { requireAdmin } from "@/lib/auth";
-import { BackupError, wrapBindingError } from "@/lib/backup/errors";
-import { keysFor, parseBackupName } from "@/lib/backup/keys";
-import { readManifest } from "@/lib/backup/list";
-import { getBindings } from "@/lib/env";
-import { errorJson, flag, json, parseQuery } from "@/lib/http";
+import { BackupError, keysFor, parseBackupName, readManifest, wrapBindingError } from "../../../../../lib/backup";
+import { adminRoute, flag } from "../../../../../lib/http";
 
 export const runtime = "edge";
 export const dynamic = "force-dynamic";
@@ -33,17 +29,13 @@ function backupNameFrom(url: URL): string {
   return name;
 }
 
-export async function GET(request: Request): Promise<Response> {
-  try {
-    await requireAdmin();
-    const url = new URL(request.url);
-    const name = backupNameFrom(url);
-    const { download } = parseQuery(url, query, ["name"]);
-    const { bucket } = getBindings();
-
+export const GET = adminRoute(
+  "GET /api/admin/backup/[name]",
+  { query, path: backupNameFrom, routeParams: ["name"] },
+  async ({ path: name, query: { download }, bindings: { bucket } }) => {
     // Only complete backups are served: the manifest (written last) must exist and match.
     const manifest = await readManifest(bucket, name);
-    if (!download) return json(manifest);
+    if (!download) return manifest;
 
     const key = keysFor(name).object;
     let object: R2ObjectBody | null;
@@ -72,7 +64,5 @@ export async function GET(request: Request): Promise<Response> {
         "cache-control": "no-store",
       },
     });
-  } catch (e) {
-    return errorJson(e, "GET /api/admin/backup/[name]");
-  }
-}
+  },
+);
