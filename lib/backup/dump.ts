@@ -1,7 +1,7 @@
 // Streams a D1 database as SQL that `wrangler d1 execute --file` and `sqlite3` restore exactly.
 // Order follows miniflare's dumpSql: defer foreign keys, schema, data, sequences, then indexes,
 // views and triggers (so no trigger fires while the data goes back in).
-import { BackupError, wrapBindingError } from "./errors";
+import { BackupError, wrapBindingError } from "../errors";
 import { colAlias, keyAlias, rowMatch, rowQuery, TUPLE_ALIAS, type SchemaInfo, type TableInfo } from "./schema";
 import { quoteIdent, quoteText, splitLiteral, utf8Length } from "./sql";
 

@@ -1,7 +1,7 @@
 // The backup library: everything routes, the cron Worker and the CLIs call.
 export { backupDatabase, type BackupOptions, type BackupResult, type BackupSummary, type BackupTrigger } from "./backup";
 export { listBackups, readManifest, type BackupEntry, type BackupListing, type IncompleteEntry } from "./list";
-export { BackupError, ERROR_STATUS, isBackupError, type BackupErrorCode } from "./errors";
+export { BackupError, ERROR_STATUS, errorMessage, isBackupError, type BackupErrorCode } from "../errors";
 export { BACKUP_PREFIX, backupNameFor, keysFor, parseBackupKey, parseBackupName } from "./keys";
 export { parseManifest, type Manifest } from "./manifest";
 export { logActivity, tryLogActivity, type ActivityEntry, type BackupAction } from "./activity";

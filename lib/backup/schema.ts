@@ -1,6 +1,6 @@
 // Discovers what to back up from the live schema (never a hard-coded list), so a table added by a
 // migration is in the next backup with no code change.
-import { BackupError, wrapBindingError } from "./errors";
+import { BackupError, wrapBindingError } from "../errors";
 import { literalExpr, quoteIdent } from "./sql";
 
 export interface TableInfo {

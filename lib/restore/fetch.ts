@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { BackupError, errorMessage } from "../backup/errors";
+import { BackupError, errorMessage } from "../backup";
 import { keysFor, parseBackupName } from "../backup/keys";
 import { openLocalPlatform } from "../local/platform";
 import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";

@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BackupError } from "../backup/errors";
+import { BackupError } from "../backup";
 import { keysFor } from "../backup/keys";
 import type { Manifest } from "../backup/manifest";
 import { runChecks, type CheckReport } from "./checks";

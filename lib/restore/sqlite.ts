@@ -2,7 +2,7 @@
 // behind local D1 databases, scratch copies) and streaming a SQL file into a database.
 import fs from "node:fs";
 import { Readable, Transform } from "node:stream";
-import { BackupError } from "../backup/errors";
+import { BackupError } from "../backup";
 import { cleanToolOutput, run } from "./exec";
 
 export const SQLITE3 = process.env.SQLITE3_BIN || "sqlite3";

@@ -3,7 +3,7 @@
 // a verified dump, apply a put-back file, and answer the read-only queries the checks need.
 import fs from "node:fs";
 import path from "node:path";
-import { BackupError } from "../backup/errors";
+import { BackupError } from "../backup";
 import { isInternalTable, orderByForeignKeys, type TableInfo } from "../backup/schema";
 import { quoteIdent } from "../backup/sql";
 import { DEFAULT_PERSIST_TO } from "../local/platform";

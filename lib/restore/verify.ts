@@ -10,7 +10,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import { DUMP_END_MARKER, DUMP_FORMAT_VERSION } from "../backup/dump";
-import { BackupError } from "../backup/errors";
+import { BackupError } from "../backup";
 import { keysFor } from "../backup/keys";
 import { parseManifest, type Manifest } from "../backup/manifest";
 import type { FetchedBackup } from "./fetch";
