@@ -5,7 +5,9 @@ export { BackupError, ERROR_STATUS, errorMessage, isBackupError, type BackupErro
 export { BACKUP_PREFIX, backupNameFor, keysFor, parseBackupKey, parseBackupName } from "./keys";
 export { parseManifest, type Manifest } from "./manifest";
 export { logActivity, tryLogActivity, type ActivityEntry, type BackupAction } from "./activity";
-export { DUMP_END_MARKER, DUMP_FORMAT_VERSION } from "./dump";
+export { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpOptions, type DumpStats } from "./dump";
+export { readSchema, type SchemaInfo } from "./schema";
+export { formatBytes } from "./units";
 export { backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup } from "./run";
 export { cleanupOldBackups, DEFAULT_RETENTION, type CleanupResult, type RetentionPolicy } from "./retention";

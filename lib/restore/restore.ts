@@ -12,7 +12,7 @@ import type { Manifest } from "../backup/manifest";
 import { runChecks, type CheckReport } from "./checks";
 import { fetchBackup, type BackupSource } from "./fetch";
 import { createReporter, type Reporter, type StepTiming } from "./progress";
-import { comparePutBack, writePutBack, type PutBackResult } from "./selective";
+import { comparePutBack, writePutBack, type PutBackResult } from "./put-back";
 import { sqliteApplyFile } from "./sqlite";
 import { dropAllSql, openTarget, timeTravelBookmark, type Target, type TargetSpec, type TargetState } from "./target";
 import { verifyBackup, type VerificationCheck, type VerifiedBackup } from "./verify";
