@@ -40,14 +40,6 @@ export async function sqliteQuery<T = Record<string, unknown>>(file: string, sql
   }
 }
 
-/** Runs SQL for its side effects (a writable connection). */
-export async function sqliteExec(file: string, sql: string): Promise<void> {
-  const res = await run(SQLITE3, ["-batch", "-bail", file], { input: sql });
-  if (res.code !== 0) {
-    throw new BackupError("DATABASE_ERROR", `sqlite3 on ${file} failed: ${cleanToolOutput(res.stderr) || `exit code ${res.code}`}`);
-  }
-}
-
 /** Streams a query's output lines (list mode, no header) to a callback, without keeping them. */
 export async function sqliteLines(file: string, sql: string, onLine: (line: string) => void, opts: QueryOptions = {}): Promise<void> {
   let rest = "";
