@@ -7,7 +7,7 @@
 import { clerkMiddleware } from "@clerk/nextjs/server";
 import type { NextFetchEvent, NextRequest } from "next/server";
 import { checkAdmin } from "./lib/auth";
-import { BackupError } from "./lib/backup";
+import { BackupError } from "./lib/errors";
 import { getClerkConfig } from "./lib/env";
 import { errorJson } from "./lib/http";
 

@@ -9,7 +9,7 @@
 // and an admin's public metadata is `{ "role": "admin" }` (Users → user → Metadata → Public).
 // There is no other way in: no environment flag, no development shortcut.
 import { auth } from "@clerk/nextjs/server";
-import { BackupError } from "./backup";
+import { BackupError } from "./errors";
 import { getClerkConfig } from "./env";
 
 /** The parts of Clerk's auth object the check reads (what `auth()` and the middleware's auth() return). */

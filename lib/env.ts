@@ -11,7 +11,7 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
-import { BackupError } from "./backup";
+import { BackupError } from "./errors";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
 
 type RawEnv = Record<string, unknown>;

@@ -2,7 +2,8 @@
 // Every error leaves through errorResponse (lib/backup), so the API has exactly one error shape.
 import { z } from "zod";
 import { requireAdmin } from "./auth";
-import { BackupError, errorResponse } from "./backup";
+import { errorResponse } from "./backup";
+import { BackupError } from "./errors";
 import { getBindings, getCronConfig, type Bindings } from "./env";
 
 // Backup data and audit answers must never be cached by a browser or a CDN.

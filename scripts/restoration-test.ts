@@ -2,7 +2,7 @@
 // and prints; the work is in lib/restore/quarterly.ts (runRestorationTest).
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { BackupError, errorMessage, isBackupError } from "../lib/backup/errors";
+import { BackupError, errorMessage, isBackupError } from "../lib/errors";
 import { createReporter } from "../lib/restore/progress";
 import { runRestorationTest } from "../lib/restore/quarterly";
 

@@ -2,7 +2,7 @@
 // all the work is in lib/restore (runRestore). See --help.
 import readline from "node:readline";
 import { parseArgs } from "node:util";
-import { BackupError, errorMessage, isBackupError } from "../lib/backup/errors";
+import { BackupError, errorMessage, isBackupError } from "../lib/errors";
 import { DEFAULT_BUCKET, DEFAULT_DATABASE, type BackupSource } from "../lib/restore/fetch";
 import { formatResult } from "../lib/restore/format";
 import { createReporter } from "../lib/restore/progress";

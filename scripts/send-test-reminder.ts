@@ -2,7 +2,7 @@
 // day itself) and POSTs the reminder as {"text": …} to REMINDER_WEBHOOK_URL when it is set. Run it
 // through scripts/send-test-reminder.sh (e.g. from a weekly cron).
 import { parseArgs } from "node:util";
-import { errorMessage } from "../lib/backup/errors";
+import { errorMessage } from "../lib/errors";
 import { isoDay, nextTestDate, postReminder, reminderText } from "../lib/restore/quarterly";
 
 async function main(): Promise<number> {

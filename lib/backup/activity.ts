@@ -1,5 +1,5 @@
 // Writes backup operations into the portal's activity_log, the admins' audit trail.
-import { errorMessage } from "./errors";
+import { errorMessage } from "../errors";
 
 /**
  * Every action this library writes. A list (not only a type) because the dashboard's activity

@@ -1,7 +1,7 @@
 // One backup run: schema -> streamed SQL -> gzip multipart upload (staging) -> final object with
 // metadata -> manifest, written last. Anything that fails leaves no manifest and is logged.
 import { tryLogActivity } from "./activity";
-import { BackupError, errorMessage, isBackupError, wrapBindingError } from "./errors";
+import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
 import { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpOptions, type DumpStats } from "./dump";
 import { backupNameFor, keysFor } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";

@@ -1,9 +1,9 @@
 // Streams a D1 database as SQL that `wrangler d1 execute --file` and `sqlite3` restore exactly.
 // Order follows miniflare's dumpSql: defer foreign keys, schema, data, sequences, then indexes,
 // views and triggers (so no trigger fires while the data goes back in).
-import { BackupError, wrapBindingError } from "./errors";
-import { colAlias, keyAlias, rowMatch, rowQuery, TUPLE_ALIAS, type SchemaInfo, type TableInfo } from "./schema";
-import { quoteIdent, quoteText, splitLiteral, utf8Length } from "./sql";
+import { wrapBindingError } from "../errors";
+import { colAlias, D1_MAX_STATEMENT_BYTES, keyAlias, plainAppends, quoteText, rowQuery, StatementBatcher, TUPLE_ALIAS, type TableInfo } from "../sql";
+import type { SchemaInfo } from "./schema";
 
 export const DUMP_FORMAT_VERSION = 1;
 export const DUMP_END_MARKER = "-- d1-backup: end of dump";
@@ -18,9 +18,6 @@ export interface DumpOptions {
   /** Comment lines written at the top of the file. */
   header: string[];
 }
-
-/** D1's own limit on one SQL statement. */
-export const D1_MAX_STATEMENT_BYTES = 100_000;
 
 export const DEFAULT_DUMP_OPTIONS: DumpOptions = {
   // Far below D1's 100 KB on purpose: `wrangler d1 execute --local --file` splits statements with
@@ -102,9 +99,9 @@ export async function* dumpDatabase(
       throw wrapBindingError("DATABASE_ERROR", "reading the database snapshot failed", e);
     }
     for (const [i, t] of schema.tables.entries()) {
-      const writer = new TableWriter(t, options.maxStatementBytes, emit);
-      writer.add(results[i].results);
-      writer.finish();
+      const writer = tableWriter(t, options.maxStatementBytes, emit);
+      addRows(writer, results[i].results);
+      writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
       results[i] = undefined as unknown as D1Result<Row>; // let the table's rows be collected
       const chunk = drain();
@@ -113,7 +110,7 @@ export async function* dumpDatabase(
     if (sequenceSql) sequences = results[schema.tables.length].results;
   } else {
     for (const t of schema.tables) {
-      const writer = new TableWriter(t, options.maxStatementBytes, emit);
+      const writer = tableWriter(t, options.maxStatementBytes, emit);
       const q = rowQuery(t);
       const fetchPage = async (after: string[] | null, limit: number): Promise<Row[]> => {
         try {
@@ -140,11 +137,11 @@ export async function* dumpDatabase(
           );
           pending.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
         }
-        writer.add(page);
+        addRows(writer, page);
         const chunk = drain();
         if (chunk) yield chunk;
       }
-      writer.finish();
+      writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
     }
     if (sequenceSql) {
@@ -181,105 +178,19 @@ async function databaseSize(db: D1Database): Promise<number | null> {
   }
 }
 
-/** Groups rows of one table into multi-row INSERTs that stay under the statement limit. */
-class TableWriter {
-  rows = 0;
-  private readonly head: string;
-  private readonly headBytes: number;
-  private parts: string[] = [];
-  private bytes = 0;
-  private readonly keyCount: number;
-
-  constructor(
-    private readonly table: TableInfo,
-    private readonly max: number,
-    private readonly emit: (statement: string) => void,
-  ) {
-    this.head = `INSERT INTO ${quoteIdent(table.name)} (${table.insertTargets.join(", ")}) VALUES\n`;
-    this.headBytes = utf8Length(this.head);
-    this.keyCount = table.rowidKey ? 1 : table.keyColumns.length;
-  }
-
-  add(rows: Row[]): void {
-    for (const row of rows) {
-      const tuple = row[TUPLE_ALIAS];
-      const tb = utf8Length(tuple);
-      this.rows++;
-      if (this.headBytes + tb + 2 > this.max) {
-        this.flush();
-        this.emitSplitRow(row, splitTuple(tuple));
-        continue;
-      }
-      if (this.bytes + tb + 2 > this.max) this.flush();
-      if (this.parts.length === 0) this.bytes = this.headBytes;
-      this.parts.push(tuple);
-      this.bytes += tb + 2;
-    }
-  }
-
-  finish(): void {
-    this.flush();
-  }
-
-  private flush(): void {
-    if (this.parts.length === 0) return;
-    this.emit(`${this.head}${this.parts.join(",\n")};\n`);
-    this.parts = [];
-    this.bytes = 0;
-  }
-
-  /** A row too large for one statement: INSERT with the first piece of each large value, then append. */
-  private emitSplitRow(row: Row, values: string[]): void {
-    const keyLits = Array.from({ length: this.keyCount }, (_, i) => row[keyAlias(i)]);
-    const where = rowMatch(this.table, keyLits);
-    const whereBytes = utf8Length(where);
-    if (whereBytes > this.max / 4) {
-      throw new BackupError(
-        "UNSUPPORTED_SCHEMA",
-        `table "${this.table.name}" has a row whose primary key is too large to address in a ${this.max}-byte statement`,
-      );
-    }
-    const share = Math.max(64, Math.floor((this.max - this.headBytes - 64) / values.length) - 8);
-    const rest = this.max - whereBytes - 256;
-    const updates: string[] = [];
-    const first = values.map((lit, i) => {
-      if (utf8Length(lit) <= share) return lit;
-      const target = this.table.insertTargets[i];
-      const split = splitLiteral(lit, share, rest);
-      if (!split) {
-        throw new BackupError("INTERNAL", `value in "${this.table.name}".${target} cannot be split`);
-      }
-      const tableName = quoteIdent(this.table.name);
-      for (const append of split.appends) updates.push(`UPDATE ${tableName} SET ${target} = ${append(target)} WHERE ${where};\n`);
-      return split.first;
-    });
-    this.emit(`${this.head}(${first.join(",")});\n`);
-    for (const u of updates) this.emit(u);
-  }
+/** A restore goes into an empty database, so plain INSERTs, and split values are simply appended. */
+function tableWriter(table: TableInfo, maxStatementBytes: number, emit: (statement: string) => void): StatementBatcher<Row> {
+  const keyCount = table.rowidKey ? 1 : table.keyColumns.length;
+  return new StatementBatcher<Row>({
+    table,
+    insert: "INSERT INTO",
+    maxStatementBytes,
+    split: plainAppends,
+    keyLiterals: (row) => Array.from({ length: keyCount }, (_, i) => row[keyAlias(i)]),
+    emit,
+  });
 }
 
-/** Splits a VALUES tuple built by rowQuery back into its literals (commas outside quotes/parens). */
-export function splitTuple(tuple: string): string[] {
-  const inner = tuple.slice(1, -1);
-  const parts: string[] = [];
-  let depth = 0;
-  let inQuote = false;
-  let start = 0;
-  for (let i = 0; i < inner.length; i++) {
-    const ch = inner[i];
-    if (inQuote) {
-      if (ch === "'") {
-        if (inner[i + 1] === "'") i++;
-        else inQuote = false;
-      }
-    } else if (ch === "'") inQuote = true;
-    else if (ch === "(") depth++;
-    else if (ch === ")") depth--;
-    else if (ch === "," && depth === 0) {
-      parts.push(inner.slice(start, i));
-      start = i + 1;
-    }
-  }
-  parts.push(inner.slice(start));
-  return parts;
+function addRows(writer: StatementBatcher<Row>, rows: Row[]): void {
+  for (const row of rows) writer.add(row[TUPLE_ALIAS], row);
 }

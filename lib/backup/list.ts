@@ -1,6 +1,6 @@
 // Lists backups: complete ones (object + matching manifest) newest first, and incomplete leftovers
 // (an object without manifest, a manifest without object, a staged upload) named separately.
-import { BackupError, errorMessage, wrapBindingError } from "./errors";
+import { BackupError, errorMessage, wrapBindingError } from "../errors";
 import { BACKUP_PREFIX, keysFor, parseBackupKey } from "./keys";
 import { parseManifest, type Manifest } from "./manifest";
 

@@ -8,7 +8,7 @@
 // backup started, so in a database restored later than that it is already expired and the next
 // run takes it over. Restored sooner (within the TTL of the original run), it blocks runs only
 // until its expires_at, which the BACKUP_IN_PROGRESS error names.
-import { BackupError, errorMessage, wrapBindingError } from "./errors";
+import { BackupError, errorMessage, wrapBindingError } from "../errors";
 
 export const BACKUP_LOCK_NAME = "backup";
 /**

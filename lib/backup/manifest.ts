@@ -1,7 +1,7 @@
 // The manifest is what makes an object a backup: written last, it records what the object must
 // be (size, checksums) and what it holds (tables, rows, schema version).
 import { z } from "zod";
-import { BackupError } from "./errors";
+import { BackupError } from "../errors";
 
 export const MANIFEST_FORMAT = "d1-backup-manifest";
 export const MANIFEST_FORMAT_VERSION = 1;

@@ -1,6 +1,6 @@
 // Response shapes shared by the API routes and the CLIs, so both print the same JSON.
 import type { BackupSummary } from "./backup";
-import { BackupError, isBackupError } from "./errors";
+import { BackupError, isBackupError } from "../errors";
 import type { BackupListing } from "./list";
 import type { CleanupResult } from "./retention";
 import { parseBackupKey } from "./keys";

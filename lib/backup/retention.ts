@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { tryLogActivity } from "./activity";
 import type { BackupTrigger } from "./backup";
-import { BackupError, errorMessage, isBackupError, wrapBindingError } from "./errors";
+import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
 import { keysFor, parseBackupKey, timestampOf } from "./keys";
 import { listBackups, type BackupListing } from "./list";
 

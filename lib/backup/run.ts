@@ -2,7 +2,7 @@
 // backup lock, so a manual backup, the nightly run and a cleanup never overlap.
 import { tryLogActivity } from "./activity";
 import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup";
-import { BackupError, errorMessage, isBackupError } from "./errors";
+import { BackupError, errorMessage, isBackupError } from "../errors";
 import { withBackupLock } from "./lock";
 import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
 

@@ -1,6 +1,6 @@
 // Streams SQL text into R2 as gzip through a multipart upload, hashing on the way, so memory
 // stays at about one part whatever the database size.
-import { BackupError, isBackupError, wrapBindingError } from "./errors";
+import { BackupError, isBackupError, wrapBindingError } from "../errors";
 import { createSha256 } from "./hash";
 
 /** R2 rejects non-final parts under 5 MiB and requires all non-final parts to be the same size. */

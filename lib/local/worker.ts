@@ -1,10 +1,19 @@
 // A local-only Worker that runs the backup library inside workerd — the runtime production uses —
 // for the CLIs and the benchmark. It is never deployed: lib/local/runner.ts starts it in-process
 // with wrangler against the local D1/R2 state and calls it; nothing else can reach it.
-import { backupDatabase, backupResponse, errorResponse, listBackups, listResponse, runBackup } from "../backup";
-import { DEFAULT_DUMP_OPTIONS, dumpDatabase, type DumpStats } from "../backup/dump";
-import { readSchema } from "../backup/schema";
-import { quoteIdent } from "../backup/sql";
+import {
+  backupDatabase,
+  backupResponse,
+  DEFAULT_DUMP_OPTIONS,
+  dumpDatabase,
+  errorResponse,
+  listBackups,
+  listResponse,
+  readSchema,
+  runBackup,
+  type DumpStats,
+} from "../backup";
+import { quoteIdent } from "../sql";
 
 interface Env {
   DB: D1Database;

@@ -1,9 +1,8 @@
 // The checks after a restore: the restored database must hold what the manifest says the backup
 // held (every table, row for row), be internally sound (foreign keys, quick_check), and be at the
 // schema version the backup was taken at. Any failure fails the restore (non-zero exit).
-import type { Manifest } from "../backup/manifest";
-import { isInternalTable } from "../backup/schema";
-import { quoteIdent, quoteText } from "../backup/sql";
+import type { Manifest } from "../backup";
+import { isInternalTable, quoteIdent, quoteText } from "../sql";
 import type { Query } from "./target";
 
 export interface CheckResult {

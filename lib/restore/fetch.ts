@@ -5,11 +5,9 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { BackupError, errorMessage } from "../backup/errors";
-import { keysFor, parseBackupName } from "../backup/keys";
+import { BackupError, errorMessage, formatBytes, keysFor, parseBackupName } from "../backup";
 import { openLocalPlatform } from "../local/platform";
 import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";
-import { formatBytes } from "../backup/units";
 import type { Reporter } from "./progress";
 
 export const DEFAULT_BUCKET = "tech-support-documents";

@@ -1,6 +1,6 @@
 // Human-readable output of a restore, a dry run or a put-back (the CLI prints this, or JSON).
 import type { RestoreResult } from "./restore";
-import { formatBytes } from "../backup/units";
+import { formatBytes } from "../backup";
 import { formatMs } from "./progress";
 
 const mark = (ok: boolean) => (ok ? "✓" : "✗");

@@ -5,7 +5,7 @@ export { fetchBackup, DEFAULT_BUCKET, DEFAULT_DATABASE, type BackupSource, type 
 export { verifyBackup, checkManifest, type VerifiedBackup, type VerificationCheck } from "./verify";
 export { openTarget, dropAllSql, localD1Files, type Target, type TargetSpec, type TargetState } from "./target";
 export { runChecks, countRows, type CheckReport, type CheckResult, type TableCount } from "./checks";
-export { writePutBack, comparePutBack, checkWhere, DEFAULT_PUT_BACK_STATEMENT_BYTES, type PutBackResult } from "./selective";
+export { writePutBack, comparePutBack, checkWhere, DEFAULT_PUT_BACK_STATEMENT_BYTES, type PutBackResult } from "./put-back";
 export { createReporter, silentReporter, formatMs, type Reporter, type StepTiming } from "./progress";
 export { formatResult } from "./format";
 export {

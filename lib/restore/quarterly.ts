@@ -10,7 +10,7 @@ import { tryLogActivity } from "../backup/activity";
 import { BackupError, errorMessage, isBackupError } from "../backup/errors";
 import { keysFor, parseBackupName } from "../backup/keys";
 import { listBackups } from "../backup/list";
-import { quoteText } from "../backup/sql";
+import { quoteText } from "../sql";
 import { openLocalPlatform, PROJECT_ROOT } from "../local/platform";
 import { cleanToolOutput, wrangler } from "./exec";
 import { DEFAULT_DATABASE } from "./fetch";

@@ -6,13 +6,11 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BackupError } from "../backup/errors";
-import { keysFor } from "../backup/keys";
-import type { Manifest } from "../backup/manifest";
+import { BackupError, type Manifest } from "../backup";
 import { runChecks, type CheckReport } from "./checks";
 import { fetchBackup, type BackupSource } from "./fetch";
 import { createReporter, type Reporter, type StepTiming } from "./progress";
-import { comparePutBack, writePutBack, type PutBackResult } from "./selective";
+import { comparePutBack, writePutBack, type PutBackResult } from "./put-back";
 import { sqliteApplyFile } from "./sqlite";
 import { dropAllSql, openTarget, timeTravelBookmark, type Target, type TargetSpec, type TargetState } from "./target";
 import { verifyBackup, type VerificationCheck, type VerifiedBackup } from "./verify";
@@ -92,6 +90,9 @@ export interface RestoreResult {
   warnings: string[];
 }
 
+/** What differs between the outcomes of a run; the rest (backup, verification, timings) is common. */
+type Outcome = Pick<RestoreResult, "ok" | "mode" | "target" | "plan" | "checks" | "putBack"> & { bookmark?: string | null };
+
 function backupInfo(v: VerifiedBackup): BackupInfo {
   const m: Manifest | null = v.manifest;
   return {
@@ -156,10 +157,11 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const verified = await reporter.step("verify", () => verifyBackup(fetched, workDir, reporter));
     if (!verified.manifest) warnings.push("restored WITHOUT a manifest: the backup's integrity and row counts were not verified");
     if (opts.keepSql) fs.copyFileSync(verified.sqlFile, path.resolve(opts.keepSql));
-    const backup = backupInfo(verified);
-    const base = { backup, verification: verified.checks, bookmark: null, warnings };
+    const base = { backup: backupInfo(verified), verification: verified.checks, bookmark: null, warnings };
+    // Built in one place so every outcome (dry run, refusal, restore, put-back) has the same shape.
+    const result = (outcome: Outcome): RestoreResult => ({ ...base, ...outcome, timings: reporter.timings, totalMs: Date.now() - started });
 
-    if (opts.selective) return await putBack(opts, verified, base, workDir, reporter, started);
+    if (opts.selective) return await putBack(opts, verified, workDir, reporter, warnings, result);
 
     const target = openTarget(opts.target!);
     const state = await reporter.step("inspect target", () => target.inspect());
@@ -187,7 +189,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (info.kind === "d1-remote") plan.notes.push("remote: asks you to type the database name (or --yes); with --force a Time Travel bookmark is taken first");
 
     if (opts.dryRun) {
-      return { ...base, ok: true, mode: "dry-run", target: info, plan, checks: null, putBack: null, timings: reporter.timings, totalMs: Date.now() - started };
+      return result({ ok: true, mode: "dry-run", target: info, plan, checks: null, putBack: null });
     }
     if (replacing && !opts.force) {
       throw new BackupError(
@@ -196,7 +198,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
           "nothing was changed. Restore into a new, empty target, or re-run with --force to overwrite it",
         {
           details: {
-            dryRun: { ...base, ok: false, mode: "dry-run", target: info, plan, checks: null, putBack: null, timings: reporter.timings, totalMs: Date.now() - started },
+            dryRun: result({ ok: false, mode: "dry-run", target: info, plan, checks: null, putBack: null }),
           },
         },
       );
@@ -216,18 +218,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 
     await reporter.step("restore", () => target.restore(verified.sqlFile, { replace: replacing ? state : null, workDir, reporter }));
     const checks = await reporter.step("checks", () => runChecks(target.query, verified.manifest));
-    return {
-      ...base,
-      bookmark,
-      ok: checks.ok,
-      mode: "restore",
-      target: info,
-      plan,
-      checks,
-      putBack: null,
-      timings: reporter.timings,
-      totalMs: Date.now() - started,
-    };
+    return result({ ok: checks.ok, mode: "restore", target: info, plan, checks, putBack: null, bookmark });
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
   }
@@ -236,10 +227,10 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 async function putBack(
   opts: RestoreOptions,
   verified: VerifiedBackup,
-  base: Pick<RestoreResult, "backup" | "verification" | "bookmark" | "warnings">,
   workDir: string,
   reporter: Reporter,
-  started: number,
+  warnings: string[],
+  result: (outcome: Outcome) => RestoreResult,
 ): Promise<RestoreResult> {
   const sel = opts.selective!;
   const spec: TargetSpec = opts.target ?? { kind: "d1", database: "tech-support-db", remote: false };
@@ -266,7 +257,7 @@ async function putBack(
       reporter,
     ),
   );
-  base.warnings.push(...written.warnings);
+  warnings.push(...written.warnings);
   const info: TargetInfo = { label: target.label, kind: targetKind(spec), empty: false, contents: [] };
   const plan: RestorePlan = {
     command: applyCommand,
@@ -283,26 +274,11 @@ async function putBack(
       comparison = await reporter.step("checks", () => comparePutBack(file, scratch, written.tables, written.where));
       ok = comparison.every((c) => c.missing === 0);
       for (const c of comparison.filter((c) => c.different > 0)) {
-        base.warnings.push(`${c.table}: ${c.different} selected row(s) exist in the target with other values; OR IGNORE kept the live values`);
+        warnings.push(`${c.table}: ${c.different} selected row(s) exist in the target with other values; OR IGNORE kept the live values`);
       }
     } else {
-      base.warnings.push("remote target: rows were applied; compare counts in the target yourself (no local file to check against)");
+      warnings.push("remote target: rows were applied; compare counts in the target yourself (no local file to check against)");
     }
   }
-  return {
-    ...base,
-    ok,
-    mode: "put-back",
-    target: info,
-    plan,
-    checks: null,
-    putBack: { ...written, applied: !!sel.apply && !opts.dryRun, comparison },
-    timings: reporter.timings,
-    totalMs: Date.now() - started,
-  };
-}
-
-/** The R2 key a backup name stands for (for messages and reports). */
-export function objectKeyOf(name: string): string {
-  return keysFor(name).object;
+  return result({ ok, mode: "put-back", target: info, plan, checks: null, putBack: { ...written, applied: !!sel.apply && !opts.dryRun, comparison } });
 }

@@ -2,7 +2,7 @@
 // behind local D1 databases, scratch copies) and streaming a SQL file into a database.
 import fs from "node:fs";
 import { Readable, Transform } from "node:stream";
-import { BackupError } from "../backup/errors";
+import { BackupError } from "../backup";
 import { cleanToolOutput, run } from "./exec";
 
 export const SQLITE3 = process.env.SQLITE3_BIN || "sqlite3";
@@ -37,14 +37,6 @@ export async function sqliteQuery<T = Record<string, unknown>>(file: string, sql
   } catch {
     // Several statements that return rows print one JSON array each: join them.
     return JSON.parse(`[${text.replace(/\]\s*\n\[/g, "],[")}]`).flat() as T[];
-  }
-}
-
-/** Runs SQL for its side effects (a writable connection). */
-export async function sqliteExec(file: string, sql: string): Promise<void> {
-  const res = await run(SQLITE3, ["-batch", "-bail", file], { input: sql });
-  if (res.code !== 0) {
-    throw new BackupError("DATABASE_ERROR", `sqlite3 on ${file} failed: ${cleanToolOutput(res.stderr) || `exit code ${res.code}`}`);
   }
 }
 

@@ -3,12 +3,10 @@
 // a verified dump, apply a put-back file, and answer the read-only queries the checks need.
 import fs from "node:fs";
 import path from "node:path";
-import { BackupError } from "../backup/errors";
-import { isInternalTable, orderByForeignKeys, type TableInfo } from "../backup/schema";
-import { quoteIdent } from "../backup/sql";
+import { BackupError, formatBytes } from "../backup";
+import { isInternalTable, orderByForeignKeys, quoteIdent } from "../sql";
 import { DEFAULT_PERSIST_TO } from "../local/platform";
 import { cleanToolOutput, fileExists, shellQuote, wrangler, wranglerCommand } from "./exec";
-import { formatBytes } from "../backup/units";
 import type { Reporter } from "./progress";
 import { SQLITE3, sqliteApplyFile, sqliteQuery } from "./sqlite";
 
@@ -89,8 +87,8 @@ export function dropAllSql(state: TargetState): string {
   const lines = ["PRAGMA defer_foreign_keys=TRUE;"];
   for (const o of state.objects.filter((o) => o.type === "trigger")) lines.push(`DROP TRIGGER IF EXISTS ${quoteIdent(o.name)};`);
   for (const o of state.objects.filter((o) => o.type === "view")) lines.push(`DROP VIEW IF EXISTS ${quoteIdent(o.name)};`);
-  // orderByForeignKeys only reads the names; it returns parents first, so reverse it.
-  const ordered = orderByForeignKeys(state.userTables.map((name) => ({ name }) as TableInfo), state.parents).reverse();
+  // orderByForeignKeys returns parents first, so reverse it.
+  const ordered = orderByForeignKeys(state.userTables.map((name) => ({ name })), state.parents).reverse();
   for (const t of ordered) lines.push(`DROP TABLE IF EXISTS ${quoteIdent(t.name)};`);
   return `${lines.join("\n")}\n`;
 }

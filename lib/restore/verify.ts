@@ -9,12 +9,8 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
-import { DUMP_END_MARKER, DUMP_FORMAT_VERSION } from "../backup/dump";
-import { BackupError } from "../backup/errors";
-import { keysFor } from "../backup/keys";
-import { parseManifest, type Manifest } from "../backup/manifest";
+import { BackupError, DUMP_END_MARKER, DUMP_FORMAT_VERSION, formatBytes, keysFor, parseManifest, type Manifest } from "../backup";
 import type { FetchedBackup } from "./fetch";
-import { formatBytes } from "../backup/units";
 import type { Reporter } from "./progress";
 
 export interface VerificationCheck {

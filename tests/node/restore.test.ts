@@ -12,7 +12,7 @@ import { gzipSync, gunzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { backupDatabase, type Manifest } from "../../lib/backup";
 import { DUMP_END_MARKER } from "../../lib/backup/dump";
-import type { BackupError } from "../../lib/backup/errors";
+import type { BackupError } from "../../lib/backup";
 import { keysFor } from "../../lib/backup/keys";
 import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
 import { openTarget, runChecks, runRestore, silentReporter, type RestoreOptions, type RestoreResult } from "../../lib/restore";

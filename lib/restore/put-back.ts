@@ -7,11 +7,21 @@
 // a row whose parent is missing fails the file, which is what you want to know.
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
-import { splitTuple } from "../backup/dump";
-import { BackupError } from "../backup/errors";
-import { literalExpr, quoteIdent, quoteText, splitLiteral, utf8Length } from "../backup/sql";
-import { D1_MAX_STATEMENT_BYTES } from "../backup/dump";
-import { formatBytes } from "../backup/units";
+import { BackupError, formatBytes } from "../backup";
+import {
+  D1_MAX_STATEMENT_BYTES,
+  describeTable,
+  freeRowidName,
+  keyExprs,
+  keyLiterals,
+  quoteIdent,
+  quoteText,
+  sentinelGuarded,
+  StatementBatcher,
+  valuesTuple,
+  type ColumnRow,
+  type TableInfo,
+} from "../sql";
 import type { Reporter } from "./progress";
 import { sqliteLines, sqliteQuery } from "./sqlite";
 
@@ -49,20 +59,6 @@ export interface PutBackResult {
   warnings: string[];
 }
 
-interface ScratchTable {
-  name: string;
-  insertColumns: string[];
-  /** Columns written by the INSERT (plus the rowid for tables with no primary key). */
-  insertTargets: string[];
-  /** SQL expressions that identify a row (primary key columns, or the rowid). */
-  keyExprs: string[];
-  keyColumns: string[];
-  /** The rowid keyword when the table has no primary key (then it is written and keys the row). */
-  rowidKey: string | null;
-}
-
-const ROWID_NAMES = ["rowid", "_rowid_", "oid"];
-
 /**
  * Rejects a --where with a `;` outside quotes: it is pasted into a SELECT on the scratch copy and
  * must stay one expression (sqlite3 would run a second statement).
@@ -79,20 +75,23 @@ export function checkWhere(where: string): void {
   }
 }
 
-async function describe(scratch: string, name: string): Promise<ScratchTable> {
-  const cols = await sqliteQuery<{ name: string; type: string; pk: number; hidden: number }>(scratch, `PRAGMA table_xinfo(${quoteIdent(name)})`);
-  const insertColumns = cols.filter((c) => c.hidden === 0).map((c) => c.name);
-  const pk = cols.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
-  if (pk.length > 0) {
-    // The primary key is the row's identity in the live database; its rowid is not (a TEXT
-    // primary key table gets new rowids for new rows, and a put-back row must not collide on one).
-    return { name, insertColumns, insertTargets: insertColumns.map(quoteIdent), keyExprs: pk.map((c) => quoteIdent(c.name)), keyColumns: pk.map((c) => c.name), rowidKey: null };
+/** A table of the scratch copy, keyed by its primary key (see KeyBy "primary-key"). */
+async function describe(scratch: string, name: string): Promise<TableInfo> {
+  const table = quoteIdent(name);
+  const columns = await sqliteQuery<ColumnRow>(scratch, `PRAGMA table_xinfo(${table})`);
+  const [master] = await sqliteQuery<{ sql: string }>(scratch, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ${quoteText(name)}`);
+  if (!master) throw new BackupError("INTERNAL", `table "${name}" is not in the scratch copy`);
+  const rowidName = freeRowidName(columns);
+  let withoutRowid = true;
+  if (rowidName) {
+    try {
+      await sqliteQuery(scratch, `SELECT ${rowidName} FROM ${table} LIMIT 0`);
+      withoutRowid = false;
+    } catch {
+      withoutRowid = true; // "no such column": a WITHOUT ROWID table
+    }
   }
-  const names = new Set(cols.map((c) => c.name.toLowerCase()));
-  const rowid = ROWID_NAMES.find((n) => !names.has(n));
-  if (!rowid) throw new BackupError("UNSUPPORTED_SCHEMA", `table "${name}" has no primary key and no addressable rowid`);
-  // No primary key: the rowid is the only identity, so it is written (as the dump does).
-  return { name, insertColumns, insertTargets: [rowid, ...insertColumns.map(quoteIdent)], keyExprs: [rowid], keyColumns: [rowid], rowidKey: rowid };
+  return describeTable({ name, sql: master.sql, columns, withoutRowid }, "primary-key");
 }
 
 /** Picks, validates and orders (parents first, as in the manifest) the tables to put back. */
@@ -114,83 +113,6 @@ async function resolveTables(scratch: string, wanted: string[], order: string[])
   return unique.sort((a, b) => rank(a) - rank(b));
 }
 
-class PutBackWriter {
-  rows = 0;
-  splitRows = 0;
-  private parts: string[] = [];
-  private bytes = 0;
-  private readonly head: string;
-  private readonly headBytes: number;
-
-  constructor(
-    private readonly table: ScratchTable,
-    private readonly max: number,
-    private readonly sentinel: string,
-    private readonly emit: (statement: string) => void,
-  ) {
-    this.head = `INSERT OR IGNORE INTO ${quoteIdent(table.name)} (${table.insertTargets.join(", ")}) VALUES\n`;
-    this.headBytes = utf8Length(this.head);
-  }
-
-  add(tuple: string, keyLits: string[]): void {
-    this.rows++;
-    const tb = utf8Length(tuple);
-    if (this.headBytes + tb + 2 > this.max) {
-      this.flush();
-      this.splitRow(splitTuple(tuple), keyLits);
-      return;
-    }
-    if (this.bytes + tb + 2 > this.max) this.flush();
-    if (this.parts.length === 0) this.bytes = this.headBytes;
-    this.parts.push(tuple);
-    this.bytes += tb + 2;
-  }
-
-  flush(): void {
-    if (this.parts.length === 0) return;
-    this.emit(`${this.head}${this.parts.join(",\n")};\n`);
-    this.parts = [];
-    this.bytes = 0;
-  }
-
-  /**
-   * A row larger than one statement. The dump appends the rest of a large value with UPDATEs, but
-   * here the INSERT may be ignored (the row exists): appending to the live row would corrupt it.
-   * So the first piece goes in behind a random sentinel, every UPDATE only touches a value that
-   * still starts with that sentinel, and a last UPDATE strips it. A live row never matches.
-   */
-  private splitRow(values: string[], keyLits: string[]): void {
-    this.splitRows++;
-    const where = this.table.keyExprs.map((k, i) => `${k} = ${keyLits[i]}`).join(" AND ");
-    const whereBytes = utf8Length(where);
-    if (whereBytes > this.max / 4) {
-      throw new BackupError("UNSUPPORTED_SCHEMA", `table "${this.table.name}" has a row whose key is too large to address in a ${this.max}-byte statement`);
-    }
-    const sentinelLit = quoteText(this.sentinel);
-    const len = this.sentinel.length; // ASCII: characters = bytes
-    const guard = (col: string) => `substr(CAST(${col} AS BLOB), 1, ${len}) = CAST(${sentinelLit} AS BLOB)`;
-    const share = Math.max(64, Math.floor((this.max - this.headBytes - 64) / values.length) - 8 - sentinelLit.length - 4);
-    const rest = this.max - whereBytes - 512;
-    const tableName = quoteIdent(this.table.name);
-    const updates: string[] = [];
-    const first = values.map((lit, i) => {
-      if (utf8Length(lit) <= share) return lit;
-      const target = this.table.insertTargets[i];
-      const split = splitLiteral(lit, share, rest);
-      if (!split) throw new BackupError("INTERNAL", `value in "${this.table.name}".${target} cannot be split`);
-      const isBlob = lit.startsWith("X'");
-      for (const append of split.appends) {
-        updates.push(`UPDATE ${tableName} SET ${target} = ${append(target)} WHERE ${where} AND ${guard(target)};\n`);
-      }
-      const strip = `CAST(substr(CAST(${target} AS BLOB), ${len + 1}) AS ${isBlob ? "BLOB" : "TEXT"})`;
-      updates.push(`UPDATE ${tableName} SET ${target} = ${strip} WHERE ${where} AND ${guard(target)};\n`);
-      return `${sentinelLit} || ${split.first}`;
-    });
-    this.emit(`${this.head}(${first.join(",")});\n`);
-    for (const u of updates) this.emit(u);
-  }
-}
-
 const oneLine = (s: string) => s.replace(/[\r\n]+/g, " ");
 
 /**
@@ -208,7 +130,7 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
   if (where) checkWhere(where);
   const names = await resolveTables(scratch, opts.tables, tableOrder);
 
-  const described: ScratchTable[] = [];
+  const described: TableInfo[] = [];
   const warnings: string[] = [];
   for (const name of names) {
     const t = await describe(scratch, name);
@@ -241,7 +163,8 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
     }
   }
 
-  const sentinel = `d1b-putback-${randomBytes(8).toString("hex")}:`;
+  // Random per file, so no live value can start with it (see sentinelGuarded).
+  const split = sentinelGuarded(`d1b-putback-${randomBytes(8).toString("hex")}:`);
   const out = fs.createWriteStream(opts.out);
   let statements = 0;
   let bytes = 0;
@@ -265,14 +188,19 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
     // Parents and children may come in any order within the file; checked at the end.
     emit("PRAGMA defer_foreign_keys=TRUE;\n");
     for (const t of described) {
-      const writer = new PutBackWriter(t, max, sentinel, emit);
+      const writer = new StatementBatcher<string[]>({
+        table: t,
+        insert: "INSERT OR IGNORE INTO",
+        maxStatementBytes: max,
+        split,
+        keyLiterals: (keys) => keys,
+        emit,
+      });
       // Key and values as SQL literals made by SQLite itself (see literalExpr), hex-encoded.
-      const keyLits = t.rowidKey ? [`hex(quote(${t.rowidKey}))`] : t.keyColumns.map((k) => `hex(${literalExpr(k)})`);
-      const values = [...(t.rowidKey ? [`quote(${t.rowidKey})`] : []), ...t.insertColumns.map(literalExpr)];
-      const tuple = `'(' || ${values.join(" || ',' || ")} || ')'`;
+      const keyLits = keyLiterals(t).map((e) => `hex(${e})`);
       const sql =
-        `SELECT hex(${tuple}) || ' ' || ${keyLits.join(" || ' ' || ")} FROM ${quoteIdent(t.name)}` +
-        `${where ? ` WHERE (${where})` : ""} ORDER BY ${t.keyExprs.join(", ")}`;
+        `SELECT hex(${valuesTuple(t)}) || ' ' || ${keyLits.join(" || ' ' || ")} FROM ${quoteIdent(t.name)}` +
+        `${where ? ` WHERE (${where})` : ""} ORDER BY ${keyExprs(t).join(", ")}`;
       await sqliteLines(
         scratch,
         sql,
@@ -284,7 +212,7 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
         { safe: true },
       );
       writer.flush();
-      result.push({ name: t.name, rows: writer.rows, splitRows: writer.splitRows, keyColumns: t.keyColumns });
+      result.push({ name: t.name, rows: writer.rows, splitRows: writer.splitRows, keyColumns: t.rowidKey ? [t.rowidKey] : t.keyColumns });
     }
     write("-- d1-backup: end of put-back\n");
   } finally {
@@ -317,7 +245,7 @@ export async function comparePutBack(
   for (const t of tables) {
     const info = await describe(scratch, t.name);
     const name = quoteIdent(t.name);
-    const match = info.keyExprs.map((k) => `l.${k} IS s.${k}`).join(" AND ");
+    const match = keyExprs(info).map((k) => `l.${k} IS s.${k}`).join(" AND ");
     const same = info.insertColumns.map((c) => `l.${quoteIdent(c)} IS s.${quoteIdent(c)}`).join(" AND ");
     // A rowid is not part of `*`: select it by name so the outer query can match on it.
     const keySelect = info.rowidKey ? `${info.rowidKey} AS ${info.rowidKey}, *` : "*";

@@ -1,4 +1,4 @@
-// SQL text helpers shared by the dump writer and the restore tooling.
+// Quoting and literals: the text that SQLite reads back as exactly the value it wrote.
 
 /** Quotes an identifier so keywords, spaces and quotes in names survive (`a "b"` -> `"a ""b"""`). */
 export function quoteIdent(name: string): string {

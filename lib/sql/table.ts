@@ -1,0 +1,160 @@
+// What a table is to a writer of INSERTs: the columns to write and the key that orders and
+// addresses its rows. Pure: callers read PRAGMA table_xinfo their own way (the D1 binding in
+// lib/backup, the sqlite3 CLI in lib/restore) and pass the rows in, so both describe alike.
+import { BackupError } from "../errors";
+import { literalExpr, quoteIdent } from "./literals";
+
+/** The fields of one PRAGMA table_xinfo row that a description needs. */
+export interface ColumnRow {
+  name: string;
+  type: string;
+  pk: number;
+  /** 0 normal, 1 hidden (virtual tables), 2/3 generated (virtual/stored). */
+  hidden: number;
+}
+
+export interface TableInfo {
+  name: string;
+  /** CREATE TABLE statement exactly as SQLite stores it. */
+  sql: string;
+  withoutRowid: boolean;
+  /** Columns written by INSERT (generated columns are excluded: SQLite computes them). */
+  insertColumns: string[];
+  /** Column list of the INSERT, including an explicit rowid when the table is keyed by it. */
+  insertTargets: string[];
+  /** Columns that order and page the table (its primary key), when rowidKey is null. */
+  keyColumns: string[];
+  /** The rowid keyword that keys the table (then it is written, so rows keep their rowids). */
+  rowidKey: string | null;
+  autoincrement: boolean;
+}
+
+/** What a caller has read about one table. */
+export interface TableSource {
+  name: string;
+  sql: string;
+  columns: ColumnRow[];
+  /** No usable rowid: a WITHOUT ROWID table, or every rowid name is taken by a column. */
+  withoutRowid: boolean;
+}
+
+/**
+ * Which identity keys a row.
+ * "rowid" (the dump): the rowid, unless an INTEGER PRIMARY KEY is the rowid or there is none;
+ *   a whole-database restore must give every row back its rowid.
+ * "primary-key" (the put-back): the primary key whenever there is one, the rowid otherwise; in
+ *   the live database a TEXT-keyed row's rowid is not its identity, and new rows took new rowids.
+ */
+export type KeyBy = "rowid" | "primary-key";
+
+/** The names SQLite answers to for the rowid, in the order they are tried. */
+const ROWID_NAMES = ["rowid", "_rowid_", "oid"] as const;
+
+/** Tables SQLite or Cloudflare own: recreated by the engine, or internal to D1. */
+export function isInternalTable(name: string): boolean {
+  return name.startsWith("sqlite_") || name.startsWith("_cf_");
+}
+
+/** The first rowid name that no column shadows (a column named rowid hides the real one), or null. */
+export function freeRowidName(columns: ColumnRow[]): string | null {
+  const names = new Set(columns.map((c) => c.name.toLowerCase()));
+  return ROWID_NAMES.find((n) => !names.has(n)) ?? null;
+}
+
+export function describeTable(source: TableSource, keyBy: KeyBy = "rowid"): TableInfo {
+  const { name, sql, columns, withoutRowid } = source;
+  // Generated columns (hidden 2/3) are never inserted.
+  const insertColumns = columns.filter((c) => c.hidden === 0).map((c) => c.name);
+  const pk = columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
+  const rowidName = freeRowidName(columns);
+  const base = { name, sql, withoutRowid, insertColumns, autoincrement: /\bAUTOINCREMENT\b/i.test(sql) };
+  const byColumns = (keyColumns: string[]): TableInfo => ({ ...base, insertTargets: insertColumns.map(quoteIdent), keyColumns, rowidKey: null });
+  const byRowid = (rowid: string): TableInfo => ({ ...base, insertTargets: [rowid, ...insertColumns.map(quoteIdent)], keyColumns: [], rowidKey: rowid });
+
+  if (keyBy === "primary-key") {
+    if (pk.length > 0) return byColumns(pk.map((c) => c.name));
+    if (rowidName) return byRowid(rowidName);
+    throw new BackupError("UNSUPPORTED_SCHEMA", `table "${name}" has no primary key and no addressable rowid`);
+  }
+  if (withoutRowid) {
+    if (pk.length === 0) throw new BackupError("UNSUPPORTED_SCHEMA", `table "${name}" has neither a rowid nor a primary key`);
+    return byColumns(pk.map((c) => c.name));
+  }
+  if (pk.length === 1 && pk[0].type.toUpperCase() === "INTEGER" && pk[0].hidden === 0) {
+    return byColumns([pk[0].name]); // INTEGER PRIMARY KEY is the rowid itself
+  }
+  if (rowidName) return byRowid(rowidName);
+  throw new BackupError(
+    "UNSUPPORTED_SCHEMA",
+    `table "${name}" has columns named rowid, _rowid_ and oid, so its rows cannot be addressed`,
+  );
+}
+
+/** Parents before children (Kahn's algorithm, stable); cycles keep schema order and rely on deferred FKs. */
+export function orderByForeignKeys<T extends { name: string }>(tables: T[], parents: Map<string, Set<string>>): T[] {
+  const byName = new Map(tables.map((t) => [t.name, t]));
+  const done = new Set<string>();
+  const ordered: T[] = [];
+  let progressed = true;
+  while (ordered.length < tables.length && progressed) {
+    progressed = false;
+    for (const t of tables) {
+      if (done.has(t.name)) continue;
+      const waiting = [...(parents.get(t.name) ?? [])].some((p) => byName.has(p) && !done.has(p));
+      if (!waiting) {
+        ordered.push(t);
+        done.add(t.name);
+        progressed = true;
+      }
+    }
+  }
+  for (const t of tables) if (!done.has(t.name)) ordered.push(t);
+  return ordered;
+}
+
+/** The SQL expressions that key a row, in ORDER BY order. */
+export function keyExprs(table: TableInfo): string[] {
+  return table.rowidKey ? [table.rowidKey] : table.keyColumns.map(quoteIdent);
+}
+
+/** SQL that turns each key of a row into its exact literal (see literalExpr). */
+export function keyLiterals(table: TableInfo): string[] {
+  return table.rowidKey ? [`quote(${table.rowidKey})`] : table.keyColumns.map(literalExpr);
+}
+
+/** SQL that builds a row's whole VALUES tuple `(lit,lit,…)` inside SQLite, in insertTargets order. */
+export function valuesTuple(table: TableInfo): string {
+  const values = [...(table.rowidKey ? [`quote(${table.rowidKey})`] : []), ...table.insertColumns.map(literalExpr)];
+  return `'(' || ${values.join(" || ',' || ")} || ')'`;
+}
+
+export const keyAlias = (i: number) => `d1b_k${i}`;
+export const colAlias = (i: number) => `d1b_c${i}`;
+export const TUPLE_ALIAS = "d1b_tuple";
+
+/**
+ * Keyset-paged SELECT returning, per row, the key literals and the whole VALUES tuple, built
+ * inside SQLite (one string per row is far cheaper to move out of D1 than one per cell).
+ * Keys are carried between pages as SQL literals, never as JS numbers, so 64-bit keys stay exact.
+ */
+export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: string[] | null, limit: number | null) => string } {
+  const exprs = keyExprs(table);
+  const keyLits = keyLiterals(table);
+  // Aliases are unusual on purpose: ORDER BY prefers an alias over a column of the same name.
+  const list = [...keyLits.map((e, i) => `${e} AS ${keyAlias(i)}`), `${valuesTuple(table)} AS ${TUPLE_ALIAS}`];
+  const select = `SELECT ${list.join(", ")} FROM ${quoteIdent(table.name)}`;
+  const order = ` ORDER BY ${exprs.join(", ")}`;
+  const keyTuple = exprs.length === 1 ? exprs[0] : `(${exprs.join(", ")})`;
+  return {
+    keyCount: keyLits.length,
+    sql: (after, limit) => {
+      const where = after ? ` WHERE ${keyTuple} > ${after.length === 1 ? after[0] : `(${after.join(", ")})`}` : "";
+      return `${select}${where}${order}${limit === null ? "" : ` LIMIT ${limit}`}`;
+    },
+  };
+}
+
+/** The WHERE clause that addresses one row by its key literals (for the UPDATEs of split values). */
+export function rowMatch(table: TableInfo, keyLits: string[]): string {
+  return keyExprs(table).map((k, i) => `${k} = ${keyLits[i]}`).join(" AND ");
+}
