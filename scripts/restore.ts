@@ -3,7 +3,8 @@
 import readline from "node:readline";
 import { parseArgs } from "node:util";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
-import { DEFAULT_BUCKET, DEFAULT_DATABASE, type BackupSource } from "../lib/restore/fetch";
+import { BUCKET_NAME as DEFAULT_BUCKET, DATABASE_NAME as DEFAULT_DATABASE } from "../lib/names";
+import type { BackupSource } from "../lib/restore/fetch";
 import { formatResult } from "../lib/restore/format";
 import { createReporter } from "../lib/restore/progress";
 import { runRestore, type RestoreOptions, type RestoreResult } from "../lib/restore/restore";

@@ -3,23 +3,10 @@
 // with the non-interactive environment wrangler needs in scripts and CI.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
-import path from "node:path";
 import type { Readable } from "node:stream";
 import { PROJECT_ROOT } from "../local/platform";
+import { WRANGLER_BIN, wranglerEnv } from "../local/wrangler";
 
-export const WRANGLER_BIN = path.join(PROJECT_ROOT, "node_modules", ".bin", "wrangler");
-
-/** What every wrangler run gets: no prompts, no telemetry, no colour codes in error text, offline cf object. */
-export function wranglerEnv(): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    CI: "true",
-    WRANGLER_SEND_METRICS: "false",
-    CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    NO_COLOR: "1",
-    FORCE_COLOR: "0",
-  };
-}
 
 export interface RunResult {
   code: number;

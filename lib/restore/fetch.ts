@@ -7,11 +7,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { BackupError, errorMessage, formatBytes, keysFor, parseBackupName } from "../backup";
 import { openLocalPlatform } from "../local/platform";
+import { BUCKET_NAME } from "../names";
 import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";
 import type { Reporter } from "./progress";
 
-export const DEFAULT_BUCKET = "tech-support-documents";
-export const DEFAULT_DATABASE = "tech-support-db";
 
 export type BackupSource =
   /** The R2 bucket in a local state directory (default: .wrangler/state). */
@@ -139,7 +138,7 @@ async function wranglerGet(bucket: string, key: string, file: string): Promise<"
 }
 
 async function fromRemote(name: string, source: { bucket?: string }, workDir: string, reporter: Reporter): Promise<FetchedBackup> {
-  const bucket = source.bucket ?? DEFAULT_BUCKET;
+  const bucket = source.bucket ?? BUCKET_NAME;
   const keys = keysFor(name);
   const where = `the R2 bucket ${bucket} (remote)`;
   const manifestFile = path.join(workDir, `${name}.manifest.json`);

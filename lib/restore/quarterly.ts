@@ -13,7 +13,7 @@ import { listBackups } from "../backup/list";
 import { quoteText } from "../sql";
 import { openLocalPlatform, PROJECT_ROOT } from "../local/platform";
 import { cleanToolOutput, wrangler } from "./exec";
-import { DEFAULT_DATABASE } from "./fetch";
+import { DATABASE_NAME as DEFAULT_DATABASE } from "../names";
 import { formatBytes } from "../backup/units";
 import { createReporter, formatMs, type Reporter } from "./progress";
 import { runRestore, type RestoreResult } from "./restore";

@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BackupError, type Manifest } from "../backup";
+import { DATABASE_NAME } from "../names";
 import { runChecks, type CheckReport } from "./checks";
 import { fetchBackup, type BackupSource } from "./fetch";
 import { createReporter, type Reporter, type StepTiming } from "./progress";
@@ -233,7 +234,7 @@ async function putBack(
   result: (outcome: Outcome) => RestoreResult,
 ): Promise<RestoreResult> {
   const sel = opts.selective!;
-  const spec: TargetSpec = opts.target ?? { kind: "d1", database: "tech-support-db", remote: false };
+  const spec: TargetSpec = opts.target ?? { kind: "d1", database: DATABASE_NAME, remote: false };
   const target = openTarget(spec);
   const scratch = path.join(workDir, "scratch.sqlite");
   await reporter.step("restore scratch copy", () =>

@@ -6,6 +6,7 @@ import path from "node:path";
 import { BackupError, formatBytes } from "../backup";
 import { isInternalTable, orderByForeignKeys, quoteIdent } from "../sql";
 import { DEFAULT_PERSIST_TO } from "../local/platform";
+import { localD1Files } from "../local/wrangler";
 import { cleanToolOutput, fileExists, shellQuote, wrangler, wranglerCommand } from "./exec";
 import type { Reporter } from "./progress";
 import { SQLITE3, sqliteApplyFile, sqliteQuery } from "./sqlite";
@@ -160,7 +161,7 @@ function wranglerQuery(spec: { database: string; remote: boolean; persistTo?: st
   return async <T>(sql: string): Promise<T[]> => {
     const args = ["d1", "execute", ...d1Args(spec), "--json", "--command", sql];
     const res = await wrangler(args);
-    let parsed: unknown = null;
+    let parsed: unknown;
     try {
       parsed = JSON.parse(res.stdout);
     } catch {
@@ -188,16 +189,6 @@ async function runWranglerFile(spec: D1Spec, sqlFile: string, reporter: Reporter
   } finally {
     clearInterval(timer);
   }
-}
-
-/** The SQLite files of local D1 databases in a state directory (metadata.sqlite excluded). */
-export function localD1Files(persistTo: string): string[] {
-  const dir = path.join(path.resolve(persistTo), "v3", "d1", "miniflare-D1DatabaseObject");
-  if (!fileExists(dir)) return [];
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite")
-    .map((f) => path.join(dir, f));
 }
 
 function localD1Target(spec: { kind: "d1"; database: string; remote: false; persistTo?: string }): Target {

@@ -14,7 +14,7 @@ import { backupDatabase, type Manifest } from "../../lib/backup";
 import { DUMP_END_MARKER } from "../../lib/backup/dump";
 import type { BackupError } from "../../lib/backup";
 import { keysFor } from "../../lib/backup/keys";
-import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
+import { PROJECT_ROOT } from "../../lib/local/platform";
 import { openTarget, runChecks, runRestore, silentReporter, type RestoreOptions, type RestoreResult } from "../../lib/restore";
 import { seedDemoData } from "../../lib/seed/seed";
 import { canonicalDump, CLI_ENV, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir, wrangler } from "../helpers/local";
