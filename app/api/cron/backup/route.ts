@@ -4,8 +4,8 @@
 // server misconfiguration, not a client error, and not "try again later" like a 503 would say).
 import { backupResponse, cleanupResponse } from "@/lib/backup/present";
 import { BackupError } from "@/lib/backup/errors";
-import { runScheduledBackupWithAlerts } from "@/lib/backup/scheduled";
-import { getAlertWebhookSetting, getBindings, getCronConfig } from "@/lib/env";
+import { runNightly } from "@/lib/monitor";
+import { getAlertWebhook, getBindings, getCronConfig } from "@/lib/env";
 import { errorJson, json } from "@/lib/http";
 
 export const runtime = "edge";
@@ -37,7 +37,7 @@ export async function GET(request: Request): Promise<Response> {
 
     const { db, bucket } = getBindings();
     // The same run as the cron Worker, alerts included (ALERT_WEBHOOK_URL, when set).
-    const { backup, cleanup } = await runScheduledBackupWithAlerts({ db, bucket, alertWebhookUrl: getAlertWebhookSetting() });
+    const { backup, cleanup } = await runNightly({ db, bucket, alertWebhook: getAlertWebhook() });
     return json({ success: true, backup: backupResponse(backup.summary).backup, cleanup: cleanupResponse(cleanup) });
   } catch (e) {
     return errorJson(e, "GET /api/cron/backup");

@@ -3,7 +3,7 @@
 // A static segment, so Next routes it here before app/api/admin/backup/[name].
 import { z } from "zod";
 import { requireAdmin } from "@/lib/auth";
-import { getBackupStatus } from "@/lib/backup/dashboard";
+import { getBackupStatus } from "@/lib/monitor";
 import { getBindings } from "@/lib/env";
 import { errorJson, json, parseQuery } from "@/lib/http";
 
