@@ -3,7 +3,7 @@
 // through scripts/send-test-reminder.sh (e.g. from a weekly cron).
 import { parseArgs } from "node:util";
 import { errorMessage } from "../lib/backup/errors";
-import { isoDay, nextTestDate, postReminder, reminderText } from "../lib/restore/quarterly";
+import { isoDay, nextTestDate, postReminder, reminderText } from "../lib/restoration-test";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

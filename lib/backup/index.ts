@@ -11,3 +11,4 @@ export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } fr
 export { cleanupOldBackups, DEFAULT_RETENTION, type CleanupResult, type RetentionPolicy } from "./retention";
 export { readBackupLock, withBackupLock, type RunningLock } from "./lock";
 export { formatBytes } from "./units";
+export { quoteText } from "./sql";
