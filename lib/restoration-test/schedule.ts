@@ -1,6 +1,6 @@
 // The quarterly restoration test's calendar (BACKUP_TESTING_SCHEDULE.md): the test days, the next
 // one from a given day (weekends move to the Monday after) and the reminder that announces it.
-import { BackupError, errorMessage } from "../backup";
+import { BackupError } from "../backup";
 
 /** Test days: the 15th of the first month of each quarter (month is 1-based). */
 export const QUARTERLY_TEST_DAYS: readonly { month: number; day: number }[] = [
@@ -77,33 +77,4 @@ export function reminderText(next: NextTest): string {
     `commit the report it writes to docs/backup-tests/${next.quarter}-backup-test.md, and follow up any failed check. ` +
     "Procedure: BACKUP_TESTING_SCHEDULE.md."
   );
-}
-
-/** POSTs `{ "text": … }` (what Slack-compatible webhooks take). Never throws; never echoes the URL. */
-export async function postReminder(
-  url: string,
-  text: string,
-  opts: { timeoutMs?: number } = {},
-): Promise<{ ok: boolean; status?: number; error?: string }> {
-  let target: URL;
-  try {
-    target = new URL(url);
-  } catch {
-    return { ok: false, error: "REMINDER_WEBHOOK_URL is not an absolute URL" };
-  }
-  if (target.protocol !== "https:" && target.protocol !== "http:") return { ok: false, error: `REMINDER_WEBHOOK_URL must be http(s), not ${target.protocol}` };
-  try {
-    const res = await fetch(target, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ text }),
-      redirect: "manual",
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
-    });
-    await res.body?.cancel().catch(() => {});
-    return res.ok ? { ok: true, status: res.status } : { ok: false, status: res.status, error: `${target.host} answered HTTP ${res.status}` };
-  } catch (e) {
-    const cause = (e as { cause?: { message?: string } }).cause?.message;
-    return { ok: false, error: `could not reach ${target.host}: ${errorMessage(e)}${cause ? ` (${cause})` : ""}` };
-  }
 }
