@@ -1,5 +1,6 @@
 // The nightly run with alerts (runNightly), for the cron Worker (functions/cron-worker.ts) and the
-// app's /api/cron/backup: lib/backup's runScheduledBackup plus a webhook message when it fails, or when it finds that backups had been missing.
+// app's /api/cron/backup: lib/backup's runScheduledBackup plus a webhook message when it fails,
+// or when it finds that backups had been missing.
 //
 // "Stale at cron time": the health is taken when the cron fires, BEFORE this run writes anything.
 // Assessed after a successful run, the newest backup is always seconds old, so a gap would never
