@@ -11,7 +11,7 @@ export default defineConfig(async () => ({
   resolve: { alias: { "@": root } },
   plugins: [
     cloudflareTest(async ({ inject }) => ({
-      main: path.join(root, "functions", "scheduled.ts"),
+      main: path.join(root, "functions", "cron-worker.ts"),
       wrangler: { configPath: path.join(root, "functions", "wrangler.toml") },
       miniflare: {
         bindings: {

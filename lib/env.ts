@@ -12,6 +12,7 @@
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
 import { BackupError } from "./errors";
+import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
 
 type RawEnv = Record<string, unknown>;
@@ -170,10 +171,10 @@ export function getCronConfig(): CronConfig {
 }
 
 /**
- * ALERT_WEBHOOK_URL as configured (undefined when unset). Checked where it is used
- * (lib/backup/scheduled.ts readAlertWebhookUrl), the same way for this app and the cron Worker:
- * a bad value must not stop a backup, only fail the run after it, naming the setting.
+ * ALERT_WEBHOOK_URL, parsed by the same parseAlertWebhook as the cron Worker's. Never throws: a
+ * bad value must not stop a backup, only fail the run after it, naming the setting (runNightly).
  */
-export function getAlertWebhookSetting(): string | undefined {
-  return stringSetting(requestEnv(), "ALERT_WEBHOOK_URL");
+export function getAlertWebhook(): AlertWebhook {
+  const env = requestEnv();
+  return once(env, "alerts", () => parseAlertWebhook(stringSetting(env, "ALERT_WEBHOOK_URL")));
 }

@@ -1,10 +1,10 @@
 // The quarterly restoration test (run it through scripts/test-restoration.sh). Parses arguments
-// and prints; the work is in lib/restore/quarterly.ts (runRestorationTest).
+// and prints; the work is in lib/restoration-test (runRestorationTest).
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
 import { createReporter } from "../lib/restore/progress";
-import { runRestorationTest } from "../lib/restore/quarterly";
+import { runRestorationTest } from "../lib/restoration-test";
 
 const HELP = `usage: bash scripts/test-restoration.sh [backup] [--remote] [--persist-to DIR] [--report-dir DIR]
                                         [--log-to-db | --no-log-to-db] [--json] [--quiet]

@@ -3,7 +3,8 @@
 // through scripts/send-test-reminder.sh (e.g. from a weekly cron).
 import { parseArgs } from "node:util";
 import { errorMessage } from "../lib/errors";
-import { isoDay, nextTestDate, postReminder, reminderText } from "../lib/restore/quarterly";
+import { parseWebhookSetting, sendAlert } from "../lib/monitor";
+import { isoDay, nextTestDate, reminderText } from "../lib/restoration-test";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -23,8 +24,10 @@ async function main(): Promise<number> {
   }
   const next = nextTestDate(values.date ?? isoDay(new Date()));
   const text = reminderText(next);
-  const url = process.env.REMINDER_WEBHOOK_URL?.trim();
-  const delivery = url ? await postReminder(url, text) : null;
+  // Parsed once, sent through the same webhook sender as the backup alerts; an invalid value is
+  // a failed delivery (exit 1) naming the setting, never echoing it.
+  const webhook = parseWebhookSetting("REMINDER_WEBHOOK_URL", process.env.REMINDER_WEBHOOK_URL);
+  const delivery = webhook.url ? await sendAlert(webhook.url, { text }) : webhook.problem ? { ok: false, error: webhook.problem } : null;
   if (values.json) console.log(JSON.stringify({ ...next, text, delivery }, null, 2));
   else {
     console.log(text);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quarterly backup restoration test: newest (or named) backup -> download -> verify ->
 # restore into a throw-away local D1 -> checks -> report in docs/backup-tests/. Thin wrapper over
-# scripts/restoration-test.ts (lib/restore/quarterly.ts); --help for the options.
+# scripts/restoration-test.ts (lib/restoration-test); --help for the options.
 #   bash scripts/test-restoration.sh [backup-key] [--remote] [--persist-to DIR] [--report-dir DIR] [--log-to-db]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

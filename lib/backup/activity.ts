@@ -3,7 +3,7 @@ import { errorMessage } from "../errors";
 
 /**
  * Every action this library writes. A list (not only a type) because the dashboard's activity
- * feed (health.ts recentBackupActivity) selects exactly these: an action added here shows up there.
+ * feed (lib/monitor/dashboard.ts recentBackupActivity) selects exactly these: an action added here shows up there.
  */
 export const BACKUP_ACTIONS = [
   "database_backup_created",
@@ -14,7 +14,7 @@ export const BACKUP_ACTIONS = [
   "backup_cleanup_failed",
   "restoration_test_completed",
   "restoration_test_failed",
-  // A failure or staleness alert to ALERT_WEBHOOK_URL was delivered / could not be (scheduled.ts).
+  // A failure or staleness alert to ALERT_WEBHOOK_URL was delivered / could not be (lib/monitor/nightly.ts).
   "backup_alert_sent",
   "backup_alert_failed",
 ] as const;
@@ -50,5 +50,15 @@ export async function tryLogActivity(db: D1Database, entry: ActivityEntry): Prom
     const warning = `could not write ${entry.action} to activity_log: ${errorMessage(e)}`;
     console.error(warning);
     return warning;
+  }
+}
+
+/** Reads back what logActivity wrote: details is JSON text; anything unparsable is handed on as the raw string. */
+export function parseDetails(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
   }
 }

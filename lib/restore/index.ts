@@ -1,5 +1,5 @@
 // Restore and verification of d1-backup backups (Node only: it drives wrangler and sqlite3).
-// scripts/restore.ts and scripts/restoration-test.ts are thin CLIs over these.
+// scripts/restore.ts is a thin CLI over these; lib/restoration-test builds on them.
 export { runRestore, type RestoreOptions, type RestoreResult, type RestorePlan, type BackupInfo, type TargetInfo } from "./restore";
 export { fetchBackup, type BackupSource, type FetchedBackup } from "./fetch";
 export { verifyBackup, checkManifest, type VerifiedBackup, type VerificationCheck } from "./verify";
@@ -8,17 +8,6 @@ export { runChecks, countRows, type CheckReport, type CheckResult, type TableCou
 export { writePutBack, comparePutBack, checkWhere, DEFAULT_PUT_BACK_STATEMENT_BYTES, type PutBackResult } from "./put-back";
 export { createReporter, silentReporter, formatMs, type Reporter, type StepTiming } from "./progress";
 export { formatResult } from "./format";
-export {
-  runRestorationTest,
-  nextTestDate,
-  reminderText,
-  postReminder,
-  quarterOf,
-  renderTemplate,
-  reportPath,
-  QUARTERLY_TEST_DAYS,
-  RTO_OBJECTIVE_SECONDS,
-  type NextTest,
-  type RestorationTestOptions,
-  type RestorationTestResult,
-} from "./quarterly";
+// Also what lib/restoration-test needs to run tools and describe them in its report.
+export { cleanToolOutput, wrangler } from "./exec";
+export { sqliteVersion } from "./sqlite";

@@ -1,5 +1,6 @@
 // The quarterly restoration test end to end on local state, as an admin runs it
 // (`bash scripts/test-restoration.sh`), and the reminder of the next test date with its webhook.
+// The schedule and the report template alone are tests/node/restoration-test.test.ts.
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -11,7 +12,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { backupDatabase, type Manifest } from "../../lib/backup";
 import { keysFor } from "../../lib/backup/keys";
 import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
-import { nextTestDate, quarterOf, renderTemplate, reminderText } from "../../lib/restore";
+import { nextTestDate, quarterOf, reminderText } from "../../lib/restoration-test";
 import { seedDemoData } from "../../lib/seed/seed";
 import { CLI_ENV, d1File, freshPlatform, sqliteJson, tempDir } from "../helpers/local";
 
@@ -134,34 +135,9 @@ describe("scripts/test-restoration.sh on local state", () => {
     expect(r.stderr).toMatch(/name the backup to test with --remote/);
     expect(fs.existsSync(reports)).toBe(false);
   });
-
-  it("the report template and the script agree on every placeholder", () => {
-    const template = fs.readFileSync(path.join(PROJECT_ROOT, "docs", "backup-tests", "test-report-template.md"), "utf8");
-    expect(() => renderTemplate(template, {})).toThrow(/placeholders with no value: QUARTER, /);
-  });
 });
 
 describe("scripts/send-test-reminder.sh", () => {
-  it.each([
-    ["2026-12-31", "2027-01-15", 15, false],
-    ["2027-01-15", "2027-01-15", 0, true],
-    ["2027-01-16", "2027-04-15", 89, false],
-    ["2027-04-14", "2027-04-15", 1, false],
-    ["2027-07-15", "2027-07-15", 0, true],
-    ["2027-10-16", "2028-01-15", 91, false],
-    ["2028-02-29", "2028-04-15", 46, false],
-  ])("on %s the next test is %s (%i days)", (today, date, days, isToday) => {
-    const next = nextTestDate(today);
-    expect(next).toMatchObject({ date, daysUntil: days, isToday });
-    expect(next.quarter).toBe(quarterOf(new Date(`${date}T00:00:00Z`)).label);
-  });
-
-  it("moves a weekend test day to the Monday after, in the text", () => {
-    const next = nextTestDate("2028-01-10"); // 2028-01-15 is a Saturday
-    expect(next).toMatchObject({ date: "2028-01-15", weekday: "Saturday", workingDay: "2028-01-17" });
-    expect(reminderText(next)).toMatch(/on Saturday 2028-01-15, in 5 days\. It falls on a weekend: test on the next working day, 2028-01-17\./);
-  });
-
   it("prints the reminder (today on the day itself) and rejects impossible dates", () => {
     const out = (date: string) => execFileSync("bash", [REMINDER, "--date", date], { env: CLI_ENV, encoding: "utf8" });
     expect(out("2026-12-31")).toMatch(/^Quarterly backup restoration test \(2027-Q1\) is due on Friday 2027-01-15, in 15 days\./);

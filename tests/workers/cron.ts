@@ -1,6 +1,6 @@
 // Runs the cron Worker's scheduled() the way Cloudflare does, with a scheduled controller.
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
-import worker, { type Env } from "../../functions/scheduled";
+import worker, { type Env } from "../../functions/cron-worker";
 
 export const CRON = "0 2 * * *";
 

@@ -6,11 +6,10 @@ import Link from "next/link";
 import { z } from "zod";
 import { requireAdmin } from "@/lib/auth";
 import { formatBytes } from "@/lib/backup/units";
-import { getDashboard, type Dashboard } from "@/lib/backup/dashboard";
 import { BackupError } from "@/lib/backup/errors";
-import type { BackupHealth, SizePoint } from "@/lib/backup/health";
 import { activitySummary, errorResponse } from "@/lib/backup/present";
 import { getBindings } from "@/lib/env";
+import { getDashboard, type BackupHealth, type Dashboard, type SizePoint } from "@/lib/monitor";
 import { BackupNowButton, CleanupButton } from "./actions";
 
 export const runtime = "edge";

@@ -3,15 +3,15 @@
 // Fails closed: without a usable CRON_SECRET every call is refused with 500 CONFIG_ERROR (a
 // server misconfiguration, not a client error, and not "try again later" like a 503 would say).
 import { backupResponse, cleanupResponse } from "../../../../lib/backup";
-import { runScheduledBackupWithAlerts } from "../../../../lib/backup/scheduled";
-import { getAlertWebhookSetting } from "../../../../lib/env";
+import { getAlertWebhook } from "../../../../lib/env";
 import { cronRoute } from "../../../../lib/http";
+import { runNightly } from "../../../../lib/monitor";
 
 export const runtime = "edge";
 export const dynamic = "force-dynamic";
 
 export const GET = cronRoute("GET /api/cron/backup", {}, async ({ bindings }) => {
   // The same run as the cron Worker, alerts included (ALERT_WEBHOOK_URL, when set).
-  const { backup, cleanup } = await runScheduledBackupWithAlerts({ ...bindings, alertWebhookUrl: getAlertWebhookSetting() });
+  const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook: getAlertWebhook() });
   return { success: true, backup: backupResponse(backup.summary).backup, cleanup: cleanupResponse(cleanup) };
 });

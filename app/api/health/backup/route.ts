@@ -3,7 +3,7 @@
 // when ok and 503 otherwise, so a monitor that only looks at the status code works too. Never a
 // key, name, size, table or error text: a stranger learns nothing about the database. Not under
 // /api/admin, so the Clerk middleware does not match it.
-import { getPublicHealth } from "../../../../lib/backup/health";
+import { getPublicHealth } from "../../../../lib/monitor";
 import { json, publicRoute } from "../../../../lib/http";
 
 export const runtime = "edge";

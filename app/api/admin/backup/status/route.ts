@@ -2,7 +2,7 @@
 // backup, the last run and the next scheduled run) and the run holding the lock, for admins.
 // A static segment, so Next routes it here before app/api/admin/backup/[name].
 import { z } from "zod";
-import { getBackupStatus } from "../../../../../lib/backup/dashboard";
+import { getBackupStatus } from "../../../../../lib/monitor";
 import { adminRoute } from "../../../../../lib/http";
 
 export const runtime = "edge";

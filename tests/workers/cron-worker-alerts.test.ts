@@ -7,7 +7,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { backupDatabase, BackupError, listBackups } from "../../lib/backup";
-import type { AlertPayload } from "../../lib/backup/alerts";
+import type { AlertPayload } from "../../lib/monitor";
 import { manifestPutFails } from "../helpers/faults";
 import { runCron } from "./cron";
 

@@ -5,7 +5,7 @@
 import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import worker from "../../functions/scheduled";
+import worker from "../../functions/cron-worker";
 import { backupDatabase, BackupError, DUMP_END_MARKER, listBackups } from "../../lib/backup";
 import { manifestPutFails } from "../helpers/faults";
 import { runCron } from "./cron";

@@ -1,5 +1,6 @@
-// The nightly run with alerts, for the cron Worker (functions/scheduled.ts): runScheduledBackup
-// (run.ts) plus a webhook message when it fails, or when it finds that backups had been missing.
+// The nightly run with alerts (runNightly), for the cron Worker (functions/cron-worker.ts) and the
+// app's /api/cron/backup: lib/backup's runScheduledBackup plus a webhook message when it fails,
+// or when it finds that backups had been missing.
 //
 // "Stale at cron time": the health is taken when the cron fires, BEFORE this run writes anything.
 // Assessed after a successful run, the newest backup is always seconds old, so a gap would never
@@ -17,31 +18,14 @@
 // Alerts never change the outcome: a failure is rethrown as it was, whatever the delivery did, and
 // every delivery is recorded in activity_log (backup_alert_sent / backup_alert_failed) with the
 // webhook's host only: the URL is a secret.
-import { tryLogActivity } from "./activity";
-import { buildAlertPayload, checkWebhookUrl, sendAlert, type AlertDelivery, type AlertInput, type AlertKind } from "./alerts";
-import { BackupError, errorMessage, isBackupError } from "./errors";
+import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type ScheduledRunResult } from "../backup";
+import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
 import { getBackupHealth, STALE_AFTER_HOURS, type BackupHealth } from "./health";
-import { runScheduledBackup, type ScheduledRunResult } from "./run";
 
 const HOUR_MS = 60 * 60 * 1000;
 
-export interface AlertWebhook {
-  /** A usable webhook URL, or null when alerts are off or the value is invalid. */
-  url: string | null;
-  /** Why the configured value cannot be used (names ALERT_WEBHOOK_URL, never echoes it). */
-  problem: string | null;
-}
-
-/** env.ALERT_WEBHOOK_URL: unset or empty turns alerts off; anything else must be an http(s) URL. */
-export function readAlertWebhookUrl(value: unknown): AlertWebhook {
-  if (value === undefined || value === null || (typeof value === "string" && value.trim() === "")) {
-    return { url: null, problem: null };
-  }
-  const checked = checkWebhookUrl(value);
-  return checked.ok
-    ? { url: checked.url.toString(), problem: null }
-    : { url: null, problem: `ALERT_WEBHOOK_URL is invalid: ${checked.error}` };
-}
+/** Off only when nothing is configured: an invalid value still has to be reported. */
+const alertsOn = (webhook: AlertWebhook) => webhook.url !== null || webhook.problem !== null;
 
 /** Why the system was stale when the cron fired (see the rule at the top), or null. Pure. */
 export function staleAtCronTime(
@@ -127,8 +111,8 @@ export interface FailureAlertOptions extends DeliveryOptions {
   db: D1Database | null;
   /** Null when R2 is missing: the alert goes out without the last good backup. */
   bucket: R2Bucket | null;
-  /** env.ALERT_WEBHOOK_URL as configured. */
-  alertWebhookUrl: unknown;
+  /** ALERT_WEBHOOK_URL as parsed by the entry point (parseAlertWebhook). */
+  alertWebhook: AlertWebhook;
   error: unknown;
   /** Where it failed, when the caller knows better than activity_log (the Worker's config check). */
   stage?: string;
@@ -139,9 +123,9 @@ export interface FailureAlertOptions extends DeliveryOptions {
  * The backup_failed alert for a failed nightly run, with the health after the failure. Returns
  * null when alerts are off. Never throws: the caller rethrows the original error.
  */
-export async function alertScheduledFailure(opts: FailureAlertOptions): Promise<AlertOutcome | null> {
-  const webhook = readAlertWebhookUrl(opts.alertWebhookUrl);
-  if (!webhook.url && !webhook.problem) return null;
+export async function alertNightlyFailure(opts: FailureAlertOptions): Promise<AlertOutcome | null> {
+  const webhook = opts.alertWebhook;
+  if (!alertsOn(webhook)) return null;
   const now = opts.now ?? new Date();
   const { health, error: healthError } =
     opts.db && opts.bucket ? await healthOrError(opts.db, opts.bucket, now) : { health: null, error: "the D1 or R2 binding is missing" };
@@ -164,16 +148,16 @@ export async function alertScheduledFailure(opts: FailureAlertOptions): Promise<
   );
 }
 
-export interface ScheduledWithAlertsOptions extends DeliveryOptions {
+export interface NightlyOptions extends DeliveryOptions {
   db: D1Database;
   bucket: R2Bucket;
-  /** env.ALERT_WEBHOOK_URL as configured: unset or empty = no alerts. */
-  alertWebhookUrl?: unknown;
+  /** ALERT_WEBHOOK_URL as parsed by the entry point (parseAlertWebhook): no URL = no alerts. */
+  alertWebhook: AlertWebhook;
   /** Names the backup and is the "cron time" health is assessed at; the real clock by default. */
   now?: Date;
 }
 
-export interface ScheduledWithAlertsResult extends ScheduledRunResult {
+export interface NightlyResult extends ScheduledRunResult {
   /** Why backups had been missing when the run started (staleAtCronTime), or null. */
   staleBeforeRun: string | null;
   /** The backup_stale alert sent for it, or null (not stale, or alerts off). */
@@ -181,17 +165,16 @@ export interface ScheduledWithAlertsResult extends ScheduledRunResult {
 }
 
 /**
- * runScheduledBackup with alerts. A failure sends backup_failed and is rethrown unchanged. A
+ * runScheduledBackup (lib/backup) with alerts. A failure sends backup_failed and is rethrown unchanged. A
  * success after a gap sends backup_stale. An invalid ALERT_WEBHOOK_URL never costs a backup: the
  * run happens, the problem is logged as backup_alert_failed, and then this throws CONFIG_ERROR so
  * Cloudflare marks the invocation failed (an alerting system that cannot alert must be noticed);
  * after a failed run, the run's own error is what is thrown.
  */
-export async function runScheduledBackupWithAlerts(opts: ScheduledWithAlertsOptions): Promise<ScheduledWithAlertsResult> {
+export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
   const { db, bucket } = opts;
   const now = opts.now ?? new Date();
-  const webhook = readAlertWebhookUrl(opts.alertWebhookUrl);
-  const alertsOn = webhook.url !== null || webhook.problem !== null;
+  const webhook = opts.alertWebhook;
 
   // Health at cron time, before this run writes anything. Not being able to read it (R2 or D1
   // down) must not stop the backup; the backup will report its own failure if they really are.
@@ -209,12 +192,12 @@ export async function runScheduledBackupWithAlerts(opts: ScheduledWithAlertsOpti
   try {
     result = await runScheduledBackup({ db, bucket, now });
   } catch (e) {
-    await alertScheduledFailure({ ...opts, db, bucket, alertWebhookUrl: opts.alertWebhookUrl, error: e, now });
+    await alertNightlyFailure({ ...opts, db, bucket, alertWebhook: webhook, error: e, now });
     throw e;
   }
 
   let alert: AlertOutcome | null = null;
-  if (staleBeforeRun && before && alertsOn) {
+  if (staleBeforeRun && before && alertsOn(webhook)) {
     const { summary } = result.backup;
     alert = await deliver(
       db,

@@ -1,10 +1,11 @@
 // Alerts for the nightly backup: a Slack-compatible webhook message (`{ text, blocks }`: Slack
 // incoming webhooks, and the Slack-compatible endpoints of Mattermost, Rocket.Chat, Discord's
 // `/slack` and most chat tools) saying what went wrong, what is still safe, and what to do.
-// Building the message is pure; sending it never throws, because an alert is sent while some
+// Also the one webhook sender and the parse of webhook settings, shared with the restoration-test
+// reminder. Building the message is pure; sending it never throws, because an alert is sent while some
 // other failure is being reported and must never replace it.
+import { formatBytes } from "../backup";
 import type { BackupHealth } from "./health";
-import { formatBytes } from "./units";
 
 export type AlertKind = "backup_failed" | "backup_stale";
 
@@ -169,6 +170,34 @@ export function checkWebhookUrl(value: unknown): WebhookCheck {
   return { ok: true, url };
 }
 
+/** A webhook setting parsed once at an entry point and handed down; never throws. */
+export interface WebhookSetting {
+  /** A usable webhook URL, or null when the setting is off or its value is invalid. */
+  url: string | null;
+  /** Why the configured value cannot be used (names the setting, never echoes it). */
+  problem: string | null;
+}
+
+/** Alerts are on when a URL is set, valid or not: an invalid one must still be reported. */
+export type AlertWebhook = WebhookSetting;
+
+/**
+ * Unset or empty turns the setting off; anything else must pass checkWebhookUrl. An invalid
+ * value is not thrown: a typo in an alerting secret must not cost a backup (nightly.ts).
+ */
+export function parseWebhookSetting(name: string, value: unknown): WebhookSetting {
+  if (value === undefined || value === null || (typeof value === "string" && value.trim() === "")) {
+    return { url: null, problem: null };
+  }
+  const checked = checkWebhookUrl(value);
+  return checked.ok ? { url: checked.url.toString(), problem: null } : { url: null, problem: `${name} is invalid: ${checked.error}` };
+}
+
+/** env.ALERT_WEBHOOK_URL, for the cron Worker and the app's cron route alike. */
+export function parseAlertWebhook(value: unknown): AlertWebhook {
+  return parseWebhookSetting("ALERT_WEBHOOK_URL", value);
+}
+
 /** Reads at most `max` bytes of a body as text, then lets the rest go. */
 async function snippet(res: Response, max = 300): Promise<string> {
   if (!res.body) return "";
@@ -214,6 +243,7 @@ function redact(message: string, url: URL): string {
  * POSTs the payload as JSON. Any 2xx is delivered; anything else — another status (redirects
  * included: a redirected POST would arrive as a GET without the message), no connection, no
  * answer within the timeout, an invalid URL — is reported in the result. Never throws.
+ * The one webhook sender: the nightly alerts and the restoration-test reminder both post here.
  */
 export async function sendAlert(webhookUrl: string, payload: AlertPayload, opts: SendAlertOptions = {}): Promise<AlertDelivery> {
   const checked = checkWebhookUrl(webhookUrl);

@@ -1,10 +1,16 @@
-// Backup health for the admin dashboard, the public status endpoint and the cron Worker's alerts.
+// Backup health for the admin dashboard, the public status endpoint and the nightly alerts.
 // The judgement itself (assessHealth) is a pure function of two facts: when the newest complete
-// backup was taken (from R2: a backup is complete only with its manifest, list.ts) and how the
-// newest backup run ended (from activity_log). Everything else here gathers or shapes those facts.
-import { BACKUP_ACTIONS, type BackupAction } from "./activity";
-import { BackupError, wrapBindingError } from "./errors";
-import { findNewestBackup, listBackups, type BackupListing } from "./list";
+// backup was taken (from R2: a backup is complete only with its manifest, lib/backup/list.ts) and
+// how the newest backup run ended (from activity_log). Everything else here gathers those facts.
+import {
+  BackupError,
+  findNewestBackup,
+  listBackups,
+  parseDetails,
+  wrapBindingError,
+  type BackupAction,
+  type BackupListing,
+} from "../backup";
 
 /**
  * A backup older than this is stale. The cron runs daily (functions/wrangler.toml, 0 2 * * *), so
@@ -19,7 +25,7 @@ export const SCHEDULE_HOUR_UTC = 2;
 export const SCHEDULE_CRON = "0 2 * * *";
 
 const HOUR_MS = 60 * 60 * 1000;
-const DAY_MS = 24 * HOUR_MS;
+export const DAY_MS = 24 * HOUR_MS;
 
 /**
  * - ok: the newest complete backup is at most 26 h old and the newest run did not fail.
@@ -100,7 +106,8 @@ export interface HealthAssessment {
   summary: string;
 }
 
-function toTime(value: Date | string, what: string): number {
+/** Shared with dashboard.ts: every date the monitor takes in is checked the same way. */
+export function toTime(value: Date | string, what: string): number {
   const t = value instanceof Date ? value.getTime() : Date.parse(value);
   if (Number.isNaN(t)) throw new BackupError("INVALID_INPUT", `health: invalid date for ${what}`);
   return t;
@@ -157,24 +164,11 @@ export function nextScheduledRun(now: Date): Date {
   return new Date(run > nowMs ? run : run + DAY_MS);
 }
 
-interface ActivityRow {
+interface RunRow {
   id: number;
-  user_id: string | null;
   action: string;
-  entity_type: string | null;
-  entity_id: string | null;
   details: string | null;
   created_at: string;
-}
-
-/** activity_log.details is JSON text; anything unparsable is handed on as the raw string. */
-export function parseDetails(text: string | null): unknown {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 function str(v: unknown): string | undefined {
@@ -184,13 +178,13 @@ function str(v: unknown): string | undefined {
 /** The newest backup run outcome (manual, CLI or scheduled), or null when none was ever logged. */
 export async function lastBackupRun(db: D1Database): Promise<LastRun | null> {
   const placeholders = RUN_ACTIONS.map(() => "?").join(", ");
-  let row: ActivityRow | null;
+  let row: RunRow | null;
   try {
     // By id, not created_at: ids are AUTOINCREMENT, so insertion order holds even if a clock steps back.
     row = await db
       .prepare(`SELECT id, action, details, created_at FROM activity_log WHERE action IN (${placeholders}) ORDER BY id DESC LIMIT 1`)
       .bind(...RUN_ACTIONS)
-      .first<ActivityRow>();
+      .first<RunRow>();
   } catch (e) {
     throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
   }
@@ -276,102 +270,4 @@ export async function getPublicHealth(opts: { db: D1Database; bucket: R2Bucket; 
   const [newest, lastRun] = await Promise.all([findNewestBackup(opts.bucket), lastBackupRun(opts.db)]);
   const a = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun }, now);
   return publicHealth({ status: a.status, lastSuccess: a.ageHours === null ? null : { ageHours: a.ageHours } });
-}
-
-export interface ActivityEntryView {
-  id: number;
-  action: BackupAction;
-  /** Clerk user id of the admin, or null for the system (cron, CLI). */
-  userId: string | null;
-  entityType: string | null;
-  entityId: string | null;
-  /** details parsed as JSON; the raw text when it is not valid JSON; null when absent. */
-  details: unknown;
-  createdAt: string;
-}
-
-export interface ActivityPage {
-  entries: ActivityEntryView[];
-  /** All backup activity rows, for the pager. */
-  total: number;
-  limit: number;
-  offset: number;
-}
-
-export const MAX_ACTIVITY_LIMIT = 100;
-
-function pageParam(value: unknown, name: string, fallback: number, min: number, max: number): number {
-  if (value === undefined || value === null) return fallback;
-  const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new BackupError("INVALID_INPUT", `${name} must be an integer from ${min} to ${max}`);
-  }
-  return n;
-}
-
-/**
- * Backup activity (every action in BACKUP_ACTIONS: runs, cleanups, restoration tests, alerts),
- * newest first, one page at a time. `limit` 1..100 (default 20) and `offset` >= 0 (default 0)
- * may be numbers or the digit strings of a query string; anything else is INVALID_INPUT (400).
- * The page and the count are read in one batch (one transaction), so they agree.
- */
-export async function recentBackupActivity(
-  db: D1Database,
-  opts: { limit?: number | string; offset?: number | string } = {},
-): Promise<ActivityPage> {
-  const limit = pageParam(opts.limit, "limit", 20, 1, MAX_ACTIVITY_LIMIT);
-  const offset = pageParam(opts.offset, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
-  const where = `action IN (${BACKUP_ACTIONS.map(() => "?").join(", ")})`;
-  let page: D1Result<ActivityRow>;
-  let count: D1Result<{ n: number }>;
-  try {
-    [page, count] = (await db.batch([
-      db
-        .prepare(
-          `SELECT id, user_id, action, entity_type, entity_id, details, created_at FROM activity_log WHERE ${where} ORDER BY id DESC LIMIT ? OFFSET ?`,
-        )
-        .bind(...BACKUP_ACTIONS, limit, offset),
-      db.prepare(`SELECT COUNT(*) AS n FROM activity_log WHERE ${where}`).bind(...BACKUP_ACTIONS),
-    ])) as [D1Result<ActivityRow>, D1Result<{ n: number }>];
-  } catch (e) {
-    throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
-  }
-  return {
-    entries: page.results.map((r) => ({
-      id: r.id,
-      action: r.action as BackupAction,
-      userId: r.user_id,
-      entityType: r.entity_type,
-      entityId: r.entity_id,
-      details: parseDetails(r.details),
-      createdAt: r.created_at,
-    })),
-    total: count.results[0]?.n ?? 0,
-    limit,
-    offset,
-  };
-}
-
-export interface SizePoint {
-  /** UTC day of the backup, YYYY-MM-DD. */
-  date: string;
-  /** Bytes of the gzip'd backup object. */
-  size: number;
-  key: string;
-}
-
-/**
- * One point per complete backup taken in the `days` days up to `now` (createdAt in
- * [now - days, now]), oldest first, for a size-over-time chart. Several backups on one day give
- * several points with the same date; the key tells them apart.
- */
-export function backupSizeSeries(listing: BackupListing, now: Date, days = 30): SizePoint[] {
-  if (!Number.isSafeInteger(days) || days < 1) throw new BackupError("INVALID_INPUT", "days must be a positive integer");
-  const nowMs = toTime(now, "now");
-  const from = nowMs - days * DAY_MS;
-  return listing.backups
-    .map((b) => ({ b, t: Date.parse(b.manifest.createdAt) }))
-    .filter(({ t }) => t >= from && t <= nowMs)
-    .sort((x, y) => x.t - y.t)
-    .map(({ b, t }) => ({ date: new Date(t).toISOString().slice(0, 10), size: b.size, key: b.key }));
 }

@@ -2,14 +2,14 @@
 // the backup lock. It only translates: check bindings, make one library call, and let a failure
 // propagate so Cloudflare marks the cron run failed (a swallowed error would look like success).
 // With ALERT_WEBHOOK_URL set, a failed run, or one that finds backups had been missing, also
-// posts a Slack-compatible message (lib/backup/scheduled.ts says when and why).
+// posts a Slack-compatible message (lib/monitor/nightly.ts says when and why).
 //
 // It lives in functions/, which is also Pages Functions' routing directory. Pages ignores it:
 // next-on-pages emits .vercel/output/static/_worker.js, and with a _worker.js Pages (deploy and
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
 import { BackupError, tryLogActivity } from "../lib/backup";
-import { alertScheduledFailure, readAlertWebhookUrl, runScheduledBackupWithAlerts } from "../lib/backup/scheduled";
+import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 
 export interface Env {
   DB?: D1Database;
@@ -30,9 +30,9 @@ const BINDINGS = {
 /**
  * Names every missing or wrong binding at once, so one deploy fixes them all; a bad
  * ALERT_WEBHOOK_URL is named with them. On its own it does not stop the backup (a typo in an
- * alerting secret must not cost a night's backup): runScheduledBackupWithAlerts reports it after.
+ * alerting secret must not cost a night's backup): runNightly reports it after.
  */
-function checkBindings(env: Env): { db: D1Database; bucket: R2Bucket } {
+function checkBindings(env: Env, alertWebhook: AlertWebhook): { db: D1Database; bucket: R2Bucket } {
   const problems: string[] = [];
   for (const [name, spec] of Object.entries(BINDINGS)) {
     const value = (env as Record<string, unknown>)[name];
@@ -43,8 +43,7 @@ function checkBindings(env: Env): { db: D1Database; bucket: R2Bucket } {
     }
   }
   if (problems.length) {
-    const alertProblem = readAlertWebhookUrl(env.ALERT_WEBHOOK_URL).problem;
-    if (alertProblem) problems.push(alertProblem);
+    if (alertWebhook.problem) problems.push(alertWebhook.problem);
     throw new BackupError("CONFIG_ERROR", `${problems.join("; ")}: check functions/wrangler.toml`, {
       details: { problems },
     });
@@ -54,9 +53,11 @@ function checkBindings(env: Env): { db: D1Database; bucket: R2Bucket } {
 
 export default {
   async scheduled(controller: ScheduledController, env: Env, _ctx: ExecutionContext): Promise<void> {
+    // Parsed once here and handed down: the config check, the failure alert and the run agree.
+    const alertWebhook = parseAlertWebhook(env.ALERT_WEBHOOK_URL);
     let bindings: { db: D1Database; bucket: R2Bucket };
     try {
-      bindings = checkBindings(env);
+      bindings = checkBindings(env, alertWebhook);
     } catch (e) {
       // The audit trail is the admins' view of the nightly run; record the failure there when D1 is usable.
       if (env.DB && typeof env.DB.prepare === "function") {
@@ -67,13 +68,13 @@ export default {
       }
       console.error(`scheduled backup (${controller.cron}): ${(e as Error).message}`);
       const usableDb = env.DB && typeof env.DB.prepare === "function" ? env.DB : null;
-      await alertScheduledFailure({ db: usableDb, bucket: null, alertWebhookUrl: env.ALERT_WEBHOOK_URL, error: e, stage: "config" });
+      await alertNightlyFailure({ db: usableDb, bucket: null, alertWebhook, error: e, stage: "config" });
       throw e;
     }
     try {
       // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
       // which for a delayed or re-run trigger is not the scheduled time.
-      const { backup, cleanup } = await runScheduledBackupWithAlerts({ ...bindings, alertWebhookUrl: env.ALERT_WEBHOOK_URL });
+      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook });
       console.log(
         `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
           `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,

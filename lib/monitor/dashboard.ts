@@ -1,0 +1,211 @@
+// What the admin dashboard (app/admin/backups) and GET /api/admin/backup/status show: health,
+// the run holding the lock, the backups, recent activity and the size series, gathered in one
+// call from one R2 listing (health, table and chart all describe the same listing).
+import {
+  BACKUP_ACTIONS,
+  BackupError,
+  listBackups,
+  parseDetails,
+  readBackupLock,
+  wrapBindingError,
+  type BackupAction,
+  type BackupListing,
+  type IncompleteEntry,
+  type RunningLock,
+} from "../backup";
+import { DAY_MS, getBackupHealth, toTime, type BackupHealth } from "./health";
+
+interface ActivityRow {
+  id: number;
+  user_id: string | null;
+  action: string;
+  entity_type: string | null;
+  entity_id: string | null;
+  details: string | null;
+  created_at: string;
+}
+
+export interface ActivityEntryView {
+  id: number;
+  action: BackupAction;
+  /** Clerk user id of the admin, or null for the system (cron, CLI). */
+  userId: string | null;
+  entityType: string | null;
+  entityId: string | null;
+  /** details parsed as JSON; the raw text when it is not valid JSON; null when absent. */
+  details: unknown;
+  createdAt: string;
+}
+
+export interface ActivityPage {
+  entries: ActivityEntryView[];
+  /** All backup activity rows, for the pager. */
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export const MAX_ACTIVITY_LIMIT = 100;
+
+function pageParam(value: unknown, name: string, fallback: number, min: number, max: number): number {
+  if (value === undefined || value === null) return fallback;
+  const n = typeof value === "string" && /^\d+$/.test(value.trim()) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new BackupError("INVALID_INPUT", `${name} must be an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/**
+ * Backup activity (every action in BACKUP_ACTIONS: runs, cleanups, restoration tests, alerts),
+ * newest first, one page at a time. `limit` 1..100 (default 20) and `offset` >= 0 (default 0)
+ * may be numbers or the digit strings of a query string; anything else is INVALID_INPUT (400).
+ * The page and the count are read in one batch (one transaction), so they agree.
+ */
+export async function recentBackupActivity(
+  db: D1Database,
+  opts: { limit?: number | string; offset?: number | string } = {},
+): Promise<ActivityPage> {
+  const limit = pageParam(opts.limit, "limit", 20, 1, MAX_ACTIVITY_LIMIT);
+  const offset = pageParam(opts.offset, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
+  const where = `action IN (${BACKUP_ACTIONS.map(() => "?").join(", ")})`;
+  let page: D1Result<ActivityRow>;
+  let count: D1Result<{ n: number }>;
+  try {
+    [page, count] = (await db.batch([
+      db
+        .prepare(
+          `SELECT id, user_id, action, entity_type, entity_id, details, created_at FROM activity_log WHERE ${where} ORDER BY id DESC LIMIT ? OFFSET ?`,
+        )
+        .bind(...BACKUP_ACTIONS, limit, offset),
+      db.prepare(`SELECT COUNT(*) AS n FROM activity_log WHERE ${where}`).bind(...BACKUP_ACTIONS),
+    ])) as [D1Result<ActivityRow>, D1Result<{ n: number }>];
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
+  }
+  return {
+    entries: page.results.map((r) => ({
+      id: r.id,
+      action: r.action as BackupAction,
+      userId: r.user_id,
+      entityType: r.entity_type,
+      entityId: r.entity_id,
+      details: parseDetails(r.details),
+      createdAt: r.created_at,
+    })),
+    total: count.results[0]?.n ?? 0,
+    limit,
+    offset,
+  };
+}
+
+export interface SizePoint {
+  /** UTC day of the backup, YYYY-MM-DD. */
+  date: string;
+  /** Bytes of the gzip'd backup object. */
+  size: number;
+  key: string;
+}
+
+/**
+ * One point per complete backup taken in the `days` days up to `now` (createdAt in
+ * [now - days, now]), oldest first, for a size-over-time chart. Several backups on one day give
+ * several points with the same date; the key tells them apart.
+ */
+export function backupSizeSeries(listing: BackupListing, now: Date, days = 30): SizePoint[] {
+  if (!Number.isSafeInteger(days) || days < 1) throw new BackupError("INVALID_INPUT", "days must be a positive integer");
+  const nowMs = toTime(now, "now");
+  const from = nowMs - days * DAY_MS;
+  return listing.backups
+    .map((b) => ({ b, t: Date.parse(b.manifest.createdAt) }))
+    .filter(({ t }) => t >= from && t <= nowMs)
+    .sort((x, y) => x.t - y.t)
+    .map(({ b, t }) => ({ date: new Date(t).toISOString().slice(0, 10), size: b.size, key: b.key }));
+}
+
+export interface BackupStatus {
+  health: BackupHealth;
+  /** The backup or cleanup holding the lock now; null when none is running. */
+  running: RunningLock | null;
+}
+
+export interface StatusOptions {
+  db: D1Database;
+  bucket: R2Bucket;
+  now?: Date;
+  listing?: BackupListing;
+}
+
+export async function getBackupStatus(opts: StatusOptions): Promise<BackupStatus> {
+  const now = opts.now ?? new Date();
+  const [health, running] = await Promise.all([
+    getBackupHealth({ db: opts.db, bucket: opts.bucket, now, listing: opts.listing }),
+    readBackupLock(opts.db, now),
+  ]);
+  return { health, running };
+}
+
+/** One complete backup as the dashboard's table shows it. */
+export interface DashboardBackup {
+  name: string;
+  key: string;
+  createdAt: string;
+  size: number;
+  tables: { name: string; rows: number }[];
+  rows: number;
+  sha256: string;
+  /**
+   * The listing only calls a backup complete when the object's size and stored sha256 equal its
+   * manifest's (list.ts); anything else is among the incomplete ones with the reason.
+   */
+  checksum: "matches manifest";
+  latestMigration: string | null;
+  snapshot: "atomic" | "paged";
+  trigger: string;
+  durationMs: number;
+}
+
+export interface Dashboard extends BackupStatus {
+  backups: DashboardBackup[];
+  incomplete: IncompleteEntry[];
+  activity: ActivityPage;
+  /** Sizes of the backups of the last 30 days, oldest first. */
+  sizes: SizePoint[];
+}
+
+export interface DashboardOptions {
+  db: D1Database;
+  bucket: R2Bucket;
+  now?: Date;
+  /** Activity page: limit 1..100 (default 20), offset >= 0; digit strings accepted (query strings). */
+  activity?: { limit?: number | string; offset?: number | string };
+}
+
+export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
+  const now = opts.now ?? new Date();
+  const listing = await listBackups(opts.bucket);
+  const [status, activity] = await Promise.all([
+    getBackupStatus({ db: opts.db, bucket: opts.bucket, now, listing }),
+    recentBackupActivity(opts.db, opts.activity),
+  ]);
+  return {
+    ...status,
+    backups: listing.backups.map((b) => ({
+      name: b.name,
+      key: b.key,
+      createdAt: b.manifest.createdAt,
+      size: b.size,
+      tables: b.manifest.tables,
+      rows: b.manifest.totalRows,
+      sha256: b.manifest.object.sha256,
+      checksum: "matches manifest",
+      latestMigration: b.manifest.schema.latestMigration,
+      snapshot: b.manifest.snapshot.mode,
+      trigger: b.manifest.trigger,
+      durationMs: b.manifest.durationMs,
+    })),
+    incomplete: listing.incomplete,
+    activity,
+    sizes: backupSizeSeries(listing, now),
+  };
+}
