@@ -2,7 +2,7 @@
 // D1/R2 state that `wrangler --local` uses, printing the JSON the API returns. The library runs
 // inside workerd, as in production (lib/local/runner.ts).
 import { parseArgs } from "node:util";
-import { startLocalWorker } from "../lib/local/runner";
+import { startLocalWorker } from "../lib/local";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

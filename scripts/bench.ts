@@ -7,10 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
-import { readManifest, parseBackupName } from "../lib/backup";
-import { openLocalPlatform, PROJECT_ROOT } from "../lib/local/platform";
-import { startLocalWorker } from "../lib/local/runner";
-import { localD1File, WRANGLER_BIN, wranglerEnv } from "../lib/local/wrangler";
+import { parseBackupName, readManifest } from "../lib/backup";
+import { localD1File, openLocalPlatform, PROJECT_ROOT, startLocalWorker, WRANGLER_BIN, wranglerEnv } from "../lib/local";
 import { DATABASE_NAME } from "../lib/names";
 
 const ENV = wranglerEnv();

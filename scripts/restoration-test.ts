@@ -3,7 +3,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
-import { createReporter } from "../lib/restore/progress";
+import { createReporter } from "../lib/restore";
 import { runRestorationTest } from "../lib/restoration-test";
 
 const HELP = `usage: bash scripts/test-restoration.sh [backup] [--remote] [--persist-to DIR] [--report-dir DIR]

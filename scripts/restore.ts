@@ -4,11 +4,7 @@ import readline from "node:readline";
 import { parseArgs } from "node:util";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
 import { BUCKET_NAME as DEFAULT_BUCKET, DATABASE_NAME as DEFAULT_DATABASE } from "../lib/names";
-import type { BackupSource } from "../lib/restore/fetch";
-import { formatResult } from "../lib/restore/format";
-import { createReporter } from "../lib/restore/progress";
-import { runRestore, type RestoreOptions, type RestoreResult } from "../lib/restore/restore";
-import type { TargetSpec } from "../lib/restore/target";
+import { type BackupSource, createReporter, formatResult, type RestoreOptions, type RestoreResult, runRestore, type TargetSpec } from "../lib/restore";
 
 const HELP = `usage: npm run restore -- <backup> [target] [options]
        npm run restore -- --file FILE [--manifest FILE] [target] [options]

@@ -1,8 +1,8 @@
 // `npm run seed -- --rows 100000 [--persist-to DIR]`: deterministic demo data in the local D1
 // (migrate first: `npm run migrate:local`).
 import { parseArgs } from "node:util";
-import { openLocalPlatform } from "../lib/local/platform";
-import { seedDemoData } from "../lib/seed/seed";
+import { openLocalPlatform } from "../lib/local";
+import { seedDemoData } from "../lib/seed";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -2,7 +2,7 @@
 // metadata -> manifest, written last. Anything that fails leaves no manifest and is logged.
 import { tryLogActivity } from "./activity";
 import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
-import { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpOptions, type DumpStats } from "./dump";
+import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, type DumpOptions, type DumpStats } from "./dump";
 import { backupNameFor, keysFor } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";
 import { readSchema } from "./schema";
@@ -196,5 +196,3 @@ async function headOrNull(bucket: R2Bucket, key: string): Promise<R2Object | nul
     throw wrapBindingError("STORAGE_ERROR", `checking ${key} failed`, e);
   }
 }
-
-export { DUMP_END_MARKER };

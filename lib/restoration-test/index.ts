@@ -1,6 +1,6 @@
 // The quarterly restoration test: its schedule and reminder, the run, and its report. Node only
 // (it drives wrangler and sqlite3 through lib/restore). scripts/restoration-test.ts and
 // scripts/send-test-reminder.ts are thin CLIs over it.
-export { isoDay, nextTestDate, parseDay, quarterOf, QUARTERLY_TEST_DAYS, reminderText, type NextTest } from "./schedule";
+export { isoDay, nextTestDate, quarterOf, reminderText, type NextTest } from "./schedule";
 export { runRestorationTest, type RestorationTestOptions, type RestorationTestResult } from "./run";
-export { renderTemplate, reportPath, reportValues, RTO_OBJECTIVE_SECONDS, TEMPLATE_FILE } from "./report";
+export { renderTemplate } from "./report";

@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BackupError, formatBytes } from "../backup";
-import { PROJECT_ROOT } from "../local/platform";
+import { PROJECT_ROOT } from "../local";
 import { formatMs, sqliteVersion, type Reporter, type RestoreResult } from "../restore";
 import { quarterOf } from "./schedule";
 

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BackupError, errorMessage, isBackupError, keysFor, listBackups, parseBackupName, tryLogActivity } from "../backup";
-import { openLocalPlatform, PROJECT_ROOT } from "../local/platform";
+import { openLocalPlatform, PROJECT_ROOT } from "../local";
 import { DATABASE_NAME } from "../names";
 import { cleanToolOutput, createReporter, runRestore, wrangler, type Reporter, type RestoreResult } from "../restore";
 import { quoteText } from "../sql";

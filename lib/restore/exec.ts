@@ -4,8 +4,7 @@
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import type { Readable } from "node:stream";
-import { PROJECT_ROOT } from "../local/platform";
-import { WRANGLER_BIN, wranglerEnv } from "../local/wrangler";
+import { PROJECT_ROOT, WRANGLER_BIN, wranglerEnv } from "../local";
 
 
 export interface RunResult {

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { BackupError, errorMessage, formatBytes, keysFor, parseBackupName } from "../backup";
-import { openLocalPlatform } from "../local/platform";
+import { openLocalPlatform } from "../local";
 import { BUCKET_NAME } from "../names";
 import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";
 import type { Reporter } from "./progress";

@@ -1,6 +1,6 @@
 // The SQL toolkit shared by the dump (lib/backup) and the restore tooling (lib/restore): quoting
 // and exact literals, table descriptions, and the INSERT batcher. Knows SQLite, nothing of R2/D1.
-export { literalExpr, quoteIdent, quoteText, splitLiteral, utf8Length, type LiteralChunks } from "./literals";
+export { quoteIdent, quoteText, splitLiteral, utf8Length, type LiteralChunks } from "./literals";
 export {
   colAlias,
   describeTable,
@@ -10,7 +10,6 @@ export {
   keyExprs,
   keyLiterals,
   orderByForeignKeys,
-  rowMatch,
   rowQuery,
   TUPLE_ALIAS,
   valuesTuple,

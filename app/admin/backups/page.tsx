@@ -4,12 +4,10 @@
 // client components calling the admin API (actions.tsx).
 import Link from "next/link";
 import { z } from "zod";
-import { requireAdmin } from "@/lib/auth";
-import { formatBytes } from "@/lib/backup/units";
-import { BackupError } from "@/lib/backup/errors";
-import { activitySummary, errorResponse } from "@/lib/backup/present";
-import { getBindings } from "@/lib/env";
-import { getDashboard, type BackupHealth, type Dashboard, type SizePoint } from "@/lib/monitor";
+import { requireAdmin } from "../../../lib/auth";
+import { activitySummary, BackupError, errorResponse, formatBytes } from "../../../lib/backup";
+import { getBindings } from "../../../lib/env";
+import { type BackupHealth, type Dashboard, getDashboard, type SizePoint } from "../../../lib/monitor";
 import { BackupNowButton, CleanupButton } from "./actions";
 
 export const runtime = "edge";

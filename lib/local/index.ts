@@ -1,0 +1,5 @@
+// Node-side access to local state: the platform proxy (local D1/R2), the workerd runner for the
+// CLIs, and the pinned wrangler. (worker.ts is the runner's workerd entry, not part of this face.)
+export { DEFAULT_PERSIST_TO, openLocalPlatform, PROJECT_ROOT, type LocalPlatform } from "./platform";
+export { startLocalWorker, type LocalWorker } from "./runner";
+export { localD1File, localD1Files, WRANGLER_BIN, wranglerEnv } from "./wrangler";
