@@ -50,6 +50,14 @@ describe.each(existing)("%s", (doc) => {
   const text = fs.readFileSync(path.join(PROJECT_ROOT, doc), "utf8");
   const all = blocks(text);
 
+  it("names only project files that exist", () => {
+    for (const m of text.matchAll(/`((?:lib|app|scripts|functions|tests|migrations|docs)\/[\w./[\]-]+)`/g)) {
+      const file = m[1].replace(/\/$/, "");
+      if (/[*…]|YYYY|<|NN/.test(file)) continue; // a pattern, not a path
+      expect(fs.existsSync(path.join(PROJECT_ROOT, file)), `${doc} names ${m[1]}`).toBe(true);
+    }
+  });
+
   it("names only npm scripts that exist", () => {
     for (const b of all) {
       for (const m of b.code.matchAll(/npm run (?:-s )?([\w:-]+)/g)) {
