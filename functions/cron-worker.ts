@@ -10,6 +10,7 @@
 // become routes, and this file exports none. Do not add onRequest* exports here.
 import { BackupError, tryLogActivity } from "../lib/backup";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
+import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
 
 export interface Env {
   DB?: D1Database;
@@ -19,9 +20,9 @@ export interface Env {
 }
 
 const BINDINGS = {
-  DB: { what: "D1 database tech-support-db", kind: "a D1 database", methods: ["prepare", "batch"] },
+  DB: { what: `D1 database ${DATABASE_NAME}`, kind: "a D1 database", methods: ["prepare", "batch"] },
   DOCUMENTS: {
-    what: "R2 bucket tech-support-documents",
+    what: `R2 bucket ${BUCKET_NAME}`,
     kind: "an R2 bucket",
     methods: ["head", "get", "put", "list", "delete", "createMultipartUpload"],
   },

@@ -5,6 +5,7 @@
 // reminder. Building the message is pure; sending it never throws, because an alert is sent while some
 // other failure is being reported and must never replace it.
 import { formatBytes } from "../backup";
+import { DATABASE_NAME } from "../names";
 import type { BackupHealth } from "./health";
 
 export type AlertKind = "backup_failed" | "backup_stale";
@@ -72,7 +73,7 @@ export function buildAlertPayload(alert: AlertInput): AlertPayload {
 
   const title = failed ? "D1 backup FAILED" : "D1 backups were STALE";
   const headline = failed
-    ? `:rotating_light: *${title}*: the nightly backup of tech-support-db failed at ${utc(alert.at)}` +
+    ? `:rotating_light: *${title}*: the nightly backup of ${DATABASE_NAME} failed at ${utc(alert.at)}` +
       (alert.stage === "cleanup" ? " (the backup itself was made; retention cleanup failed after it)." : ".")
     : `:warning: *${title}*: at the ${utc(alert.at)} run, the newest complete backup was older than ` +
       `${health?.staleAfterHours ?? 26} h: at least one nightly backup is missing.`;
