@@ -99,5 +99,7 @@ describe.each(existing)("%s", (doc) => {
         );
       }
     }
-  });
+    // Each block may start servers and run a backup/restore: a budget per block, not one for the
+    // whole guide (the 11 blocks of BACKUP_RESTORATION.md ran past 180 s on a loaded machine).
+  }, 120_000 * Math.max(1, tested.length));
 });
