@@ -18,6 +18,8 @@ export {
   type TableInfo,
   type TableSource,
 } from "./table";
+export { contentlessText, describeFts5, FTS5_SHADOW_SUFFIXES, fts5ShadowNames, parseVirtualTable, type Fts5Instance, type Fts5Kind, type Fts5Table } from "./fts5";
+export { openSplitterBlocks, splitterSafe } from "./splitter";
 export {
   D1_MAX_STATEMENT_BYTES,
   plainAppends,

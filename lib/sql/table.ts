@@ -26,6 +26,11 @@ export interface TableInfo {
   keyColumns: string[];
   /** The rowid keyword that keys the table (then it is written, so rows keep their rowids). */
   rowidKey: string | null;
+  /**
+   * No key at all: every rowid name is a column and there is no primary key. Rows are read in
+   * scan order by position (within one snapshot) and get new rowids; their cells come back exactly.
+   */
+  byPosition: boolean;
   autoincrement: boolean;
 }
 
@@ -36,6 +41,12 @@ export interface TableSource {
   columns: ColumnRow[];
   /** No usable rowid: a WITHOUT ROWID table, or every rowid name is taken by a column. */
   withoutRowid: boolean;
+  /**
+   * The table has an index for its primary key (PRAGMA index_list, origin 'pk'). SQLite's own
+   * answer to "is the primary key the rowid": an INTEGER PRIMARY KEY alias has no such index, while
+   * `INTEGER PRIMARY KEY DESC`, `INT PRIMARY KEY` and composite keys do.
+   */
+  primaryKeyIndexed: boolean;
 }
 
 /**
@@ -62,12 +73,12 @@ export function freeRowidName(columns: ColumnRow[]): string | null {
 }
 
 export function describeTable(source: TableSource, keyBy: KeyBy = "rowid"): TableInfo {
-  const { name, sql, columns, withoutRowid } = source;
+  const { name, sql, columns, withoutRowid, primaryKeyIndexed } = source;
   // Generated columns (hidden 2/3) are never inserted.
   const insertColumns = columns.filter((c) => c.hidden === 0).map((c) => c.name);
   const pk = columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
   const rowidName = freeRowidName(columns);
-  const base = { name, sql, withoutRowid, insertColumns, autoincrement: /\bAUTOINCREMENT\b/i.test(sql) };
+  const base = { name, sql, withoutRowid, insertColumns, byPosition: false, autoincrement: /\bAUTOINCREMENT\b/i.test(sql) };
   const byColumns = (keyColumns: string[]): TableInfo => ({ ...base, insertTargets: insertColumns.map(quoteIdent), keyColumns, rowidKey: null });
   const byRowid = (rowid: string): TableInfo => ({ ...base, insertTargets: [rowid, ...insertColumns.map(quoteIdent)], keyColumns: [], rowidKey: rowid });
 
@@ -76,18 +87,12 @@ export function describeTable(source: TableSource, keyBy: KeyBy = "rowid"): Tabl
     if (rowidName) return byRowid(rowidName);
     throw new BackupError("UNSUPPORTED_SCHEMA", `table "${name}" has no primary key and no addressable rowid`);
   }
-  if (withoutRowid) {
-    if (pk.length === 0) throw new BackupError("UNSUPPORTED_SCHEMA", `table "${name}" has neither a rowid nor a primary key`);
-    return byColumns(pk.map((c) => c.name));
-  }
-  if (pk.length === 1 && pk[0].type.toUpperCase() === "INTEGER" && pk[0].hidden === 0) {
-    return byColumns([pk[0].name]); // INTEGER PRIMARY KEY is the rowid itself
-  }
-  if (rowidName) return byRowid(rowidName);
-  throw new BackupError(
-    "UNSUPPORTED_SCHEMA",
-    `table "${name}" has columns named rowid, _rowid_ and oid, so its rows cannot be addressed`,
-  );
+  // A rowid table whose one-column primary key has no index of its own: that column is the rowid.
+  if (!withoutRowid && pk.length === 1 && !primaryKeyIndexed && pk[0].hidden === 0) return byColumns([pk[0].name]);
+  if (!withoutRowid && rowidName) return byRowid(rowidName);
+  if (pk.length > 0) return byColumns(pk.map((c) => c.name)); // WITHOUT ROWID, or a shadowed rowid
+  // Every rowid name is a column and nothing else is a key (a WITHOUT ROWID table always has one).
+  return { ...base, insertTargets: insertColumns.map(quoteIdent), keyColumns: [], rowidKey: null, byPosition: true };
 }
 
 /** Parents before children (Kahn's algorithm, stable); cycles keep schema order and rely on deferred FKs. */
@@ -112,7 +117,7 @@ export function orderByForeignKeys<T extends { name: string }>(tables: T[], pare
   return ordered;
 }
 
-/** The SQL expressions that key a row, in ORDER BY order. */
+/** The SQL expressions that key a row, in ORDER BY order (none for a table read by position). */
 export function keyExprs(table: TableInfo): string[] {
   return table.rowidKey ? [table.rowidKey] : table.keyColumns.map(quoteIdent);
 }
@@ -138,6 +143,7 @@ export const TUPLE_ALIAS = "d1b_tuple";
  * Keys are carried between pages as SQL literals, never as JS numbers, so 64-bit keys stay exact.
  */
 export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: string[] | null, limit: number | null) => string } {
+  if (table.byPosition) return positionQuery(table);
   const exprs = keyExprs(table);
   const keyLits = keyLiterals(table);
   // Aliases are unusual on purpose: ORDER BY prefers an alias over a column of the same name.
@@ -154,7 +160,29 @@ export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: str
   };
 }
 
-/** The WHERE clause that addresses one row by its key literals (for the UPDATEs of split values). */
+/**
+ * A table with no key, paged by position: the "key" of a row is how many rows precede it plus one,
+ * and the next page starts after the last one. The inner LIMIT/OFFSET skips rows without building
+ * their tuples; the same statement on the same snapshot scans in the same order, so pages neither
+ * overlap nor skip (the dump's snapshot is what keeps the data still between pages).
+ */
+function positionQuery(table: TableInfo): { keyCount: number; sql: (after: string[] | null, limit: number | null) => string } {
+  return {
+    keyCount: 1,
+    sql: (after, limit) => {
+      const offset = after ? BigInt(after[0]) : 0n; // a literal SQLite wrote with quote(): an integer
+      const inner = `SELECT * FROM ${quoteIdent(table.name)}${limit === null ? "" : ` LIMIT ${limit}`}${offset > 0n ? `${limit === null ? " LIMIT -1" : ""} OFFSET ${offset}` : ""}`;
+      return `SELECT quote(${offset} + row_number() OVER ()) AS ${keyAlias(0)}, ${valuesTuple(table)} AS ${TUPLE_ALIAS} FROM (${inner})`;
+    },
+  };
+}
+
+/**
+ * The WHERE clause that addresses one row by its key literals (for the UPDATEs of split values).
+ * A table read by position has no key: "1", to be used only under a split strategy that guards
+ * each UPDATE by the value it is completing (sentinelGuarded).
+ */
 export function rowMatch(table: TableInfo, keyLits: string[]): string {
+  if (table.byPosition) return "1";
   return keyExprs(table).map((k, i) => `${k} = ${keyLits[i]}`).join(" AND ");
 }

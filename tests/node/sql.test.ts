@@ -1,6 +1,21 @@
 // lib/sql: quoting, UTF-8 lengths, literal splitting, tuple parsing and foreign-key ordering.
 import { describe, expect, it } from "vitest";
-import { orderByForeignKeys, quoteIdent, splitLiteral, splitTuple, utf8Length, type TableInfo } from "../../lib/sql";
+import {
+  contentlessText,
+  describeFts5,
+  describeTable,
+  fts5ShadowNames,
+  openSplitterBlocks,
+  orderByForeignKeys,
+  quoteIdent,
+  rowMatch,
+  rowQuery,
+  splitLiteral,
+  splitterSafe,
+  splitTuple,
+  utf8Length,
+  type TableInfo,
+} from "../../lib/sql";
 
 describe("SQL helpers", () => {
   it("quotes identifiers with quotes inside", () => {
@@ -62,3 +77,59 @@ describe("foreign-key order", () => {
   });
 });
 
+
+describe("SQLite's rowid rules", () => {
+  const col = (name: string, type: string, pk = 0) => ({ name, type, pk, hidden: 0 });
+  const table = (columns: ReturnType<typeof col>[], primaryKeyIndexed: boolean, withoutRowid = false) =>
+    describeTable({ name: "t", sql: "CREATE TABLE t(…)", columns, withoutRowid, primaryKeyIndexed });
+  it("keys by the rowid unless the primary key is its alias (no index of its own)", () => {
+    expect(table([col("id", "INTEGER", 1), col("v", "")], false).rowidKey).toBeNull(); // INTEGER PRIMARY KEY, PRIMARY KEY(id DESC)
+    expect(table([col("id", "INTEGER", 1), col("v", "")], true).rowidKey).toBe("rowid"); // INTEGER PRIMARY KEY DESC
+    expect(table([col("id", "INT", 1), col("v", "")], true).rowidKey).toBe("rowid");
+    expect(table([col("a", "INTEGER", 1), col("b", "INTEGER", 2)], true).rowidKey).toBe("rowid");
+    expect(table([col("id", "INTEGER", 1), col("v", "")], true, true).keyColumns).toEqual(["id"]); // WITHOUT ROWID
+  });
+  it("pages a table whose rowid names are all columns by its primary key, or by position", () => {
+    const names = [col("rowid", "TEXT"), col("_rowid_", ""), col("oid", "")];
+    const keyed = table([...names, col("code", "TEXT", 1)], true, true);
+    expect(keyed).toMatchObject({ rowidKey: null, keyColumns: ["code"], byPosition: false });
+    const bare = table(names, false, true);
+    expect(bare).toMatchObject({ rowidKey: null, keyColumns: [], byPosition: true });
+    expect(rowQuery(bare).sql(["1000"], 500)).toContain('FROM (SELECT * FROM "t" LIMIT 500 OFFSET 1000)');
+    expect(rowMatch(bare, [])).toBe("1");
+  });
+});
+
+describe("FTS5 and wrangler's splitter", () => {
+  it("tells the three kinds of FTS5 table apart and names their shadow tables", () => {
+    expect(describeFts5("f", "CREATE VIRTUAL TABLE f USING fts5(a, b UNINDEXED, tokenize = 'porter unicode61')")).toMatchObject({
+      kind: "regular",
+      columns: ["a", "b"],
+      options: { tokenize: "porter unicode61" },
+    });
+    expect(describeFts5("f", `CREATE VIRTUAL TABLE f USING fts5("x y", content="docs", content_rowid=id)`)).toMatchObject({
+      kind: "external",
+      columns: ["x y"],
+      options: { content: "docs", content_rowid: "id" },
+    });
+    expect(describeFts5("f", "CREATE VIRTUAL TABLE f USING fts5(a, content='')")?.kind).toBe("contentless");
+    expect(describeFts5("g", "CREATE VIRTUAL TABLE g USING rtree(id, a, b)")).toBeNull();
+    const shadow = fts5ShadowNames([{ type: "table", name: "F", sql: "CREATE VIRTUAL TABLE F USING fts5(a)" }]);
+    expect([...shadow].sort()).toEqual(["f_config", "f_content", "f_data", "f_docsize", "f_idx"]);
+  });
+  it("rebuilds contentless documents from their tokens, trigrams by overlap", () => {
+    const t = describeFts5("f", "CREATE VIRTUAL TABLE f USING fts5(a, b, content='')")!;
+    expect(contentlessText(t, [{ col: "b", offset: 1, term: "jam" }, { col: "b", offset: 0, term: "printer" }])).toEqual([null, "printer jam"]);
+    const tri = describeFts5("f", "CREATE VIRTUAL TABLE f USING fts5(a, content='', tokenize='trigram')")!;
+    const terms = ["dis", "isk", "sk ", "k f"].map((term, offset) => ({ col: "a", offset, term }));
+    expect(contentlessText(tri, terms)).toEqual(["disk f"]);
+  });
+  it("counts the blocks wrangler's splitter leaves open (it closes only on upper-case END)", () => {
+    expect(openSplitterBlocks("CREATE TRIGGER t AFTER INSERT ON a BEGIN SELECT 1; END;")).toBe(0);
+    expect(openSplitterBlocks("create trigger t after insert on a begin select 1; end;")).toBe(1);
+    expect(openSplitterBlocks("CREATE VIEW v AS SELECT CASE WHEN x THEN 1 END) FROM a;")).toBe(1);
+    expect(openSplitterBlocks("CREATE VIEW v AS SELECT 'begin ' || \"case \" FROM a; -- BEGIN \n")).toBe(0);
+    const safe = splitterSafe("create view v as select case when x then 1 else 0 end as y from a");
+    expect(openSplitterBlocks(safe)).toBe(0);
+  });
+});
