@@ -5,7 +5,7 @@ import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../e
 import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, type DumpOptions, type DumpStats } from "./dump";
 import { backupNameFor, keysFor } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";
-import { readSchema } from "./schema";
+import { dumpedTableCount, readSchema } from "./schema";
 import { MIN_PART_SIZE, copyWithMetadata, uploadGzip } from "./upload";
 
 export type BackupTrigger = "manual" | "scheduled" | "cli";
@@ -74,8 +74,8 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
 
     staged = true;
     const uploaded = await uploadGzip(bucket, keys.staging, dumpDatabase(db, schema, dumpOptions, stats), partSize);
-    if (stats.tables.length !== schema.tables.length) {
-      throw new BackupError("INTERNAL", `dump covered ${stats.tables.length} of ${schema.tables.length} tables`);
+    if (stats.tables.length !== dumpedTableCount(schema)) {
+      throw new BackupError("INTERNAL", `dump covered ${stats.tables.length} of ${dumpedTableCount(schema)} tables`);
     }
 
     const timestamp = now.toISOString();
@@ -90,7 +90,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         customMetadata: {
           "backup-timestamp": timestamp,
           "backup-size": String(uploaded.size),
-          "tables-count": String(schema.tables.length),
+          "tables-count": String(dumpedTableCount(schema)),
           sha256: uploaded.sha256,
           "format-version": String(DUMP_FORMAT_VERSION),
         },
@@ -117,7 +117,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       schema: {
         latestMigration: schema.latestMigration,
         migrationsApplied: schema.migrationsApplied,
-        tables: schema.tables.length,
+        tables: dumpedTableCount(schema),
         indexes: schema.objects.filter((o) => o.type === "index").length,
         triggers: schema.objects.filter((o) => o.type === "trigger").length,
         views: schema.objects.filter((o) => o.type === "view").length,
@@ -150,7 +150,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         key: keys.object,
         size: uploaded.size,
         sha256: uploaded.sha256,
-        tables: schema.tables.length,
+        tables: dumpedTableCount(schema),
         rows: totalRows,
         duration_ms: manifest.durationMs,
         snapshot: stats.snapshot.mode,

@@ -1,8 +1,25 @@
 // Streams a D1 database as SQL that `wrangler d1 execute --file` and `sqlite3` restore exactly.
 // Order follows miniflare's dumpSql: defer foreign keys, schema, data, sequences, then indexes,
 // views and triggers (so no trigger fires while the data goes back in).
-import { wrapBindingError } from "../errors";
-import { colAlias, D1_MAX_STATEMENT_BYTES, keyAlias, plainAppends, quoteText, rowQuery, StatementBatcher, TUPLE_ALIAS, type TableInfo } from "../sql";
+import { BackupError, wrapBindingError as wrapBindingError } from "../errors";
+import {
+  colAlias,
+  contentlessText,
+  D1_MAX_STATEMENT_BYTES,
+  keyAlias,
+  plainAppends,
+  quoteIdent,
+  quoteText,
+  rowQuery,
+  sentinelGuarded,
+  splitterSafe,
+  StatementBatcher,
+  TUPLE_ALIAS,
+  utf8Length,
+  type Fts5Instance,
+  type Fts5Table,
+  type TableInfo,
+} from "../sql";
 import type { SchemaInfo } from "./schema";
 
 export const DUMP_FORMAT_VERSION = 1;
@@ -77,7 +94,13 @@ export async function* dumpDatabase(
 
   for (const line of options.header) out.push(`-- ${line.replace(/[\r\n]+/g, " ")}\n`);
   emit("PRAGMA defer_foreign_keys=TRUE;\n");
-  for (const t of schema.tables) emit(`${t.sql};\n`);
+  for (const t of schema.tables) emit(splitterSafe(t.sql));
+  for (const f of schema.fts) if (f.table.kind !== "regular") emit(splitterSafe(f.table.sql));
+  // Options first, as the source had them while its index was built (pgsz, automerge, rank, …).
+  for (const f of schema.fts) {
+    const name = quoteIdent(f.table.name);
+    for (const c of f.config) emit(`INSERT INTO ${name}(${name}, rank) VALUES (${c.k}, ${c.v});\n`);
+  }
 
   const databaseBytes = await databaseSize(db);
   const atomic = databaseBytes !== null && databaseBytes <= options.snapshotBudgetBytes;
@@ -163,7 +186,34 @@ export async function* dumpDatabase(
     emit(`INSERT INTO sqlite_sequence (name, seq) VALUES (${name}, ${s[colAlias(0)]});\n`);
   }
 
-  for (const o of schema.objects) emit(`${o.sql};\n`);
+  for (const o of schema.objects) emit(splitterSafe(o.sql));
+
+  // After every table and view: an external-content index is rebuilt from its (restored) source.
+  for (const f of schema.fts) {
+    if (f.table.kind === "regular") continue;
+    const name = quoteIdent(f.table.name);
+    if (f.table.kind === "external") {
+      emit(`INSERT INTO ${name}(${name}) VALUES ('rebuild');\n`);
+      stats.tables.push({ name: f.table.name, rows: await countRows(db, f.table.name) });
+      continue;
+    }
+    let rows = 0;
+    for await (const tuples of contentlessPages(db, f.table)) {
+      rows += tuples.length;
+      writeWhole(f.table, tuples, options.maxStatementBytes, emit);
+      const chunk = drain();
+      if (chunk) yield chunk;
+    }
+    stats.tables.push({ name: f.table.name, rows });
+  }
+
+  if (schema.stat1.length > 0) {
+    // ANALYZE of the schema table alone creates sqlite_stat1 (it cannot be created by hand) without
+    // analyzing the restored tables; then the source's rows replace whatever it wrote.
+    emit("ANALYZE sqlite_master;\n");
+    emit("DELETE FROM sqlite_stat1;\n");
+    writeWhole({ name: "sqlite_stat1", columns: ["tbl", "idx", "stat"] }, schema.stat1, options.maxStatementBytes, emit, "");
+  }
   out.push(`${DUMP_END_MARKER}\n`);
   yield out.join("");
 }
@@ -178,14 +228,18 @@ async function databaseSize(db: D1Database): Promise<number | null> {
   }
 }
 
-/** A restore goes into an empty database, so plain INSERTs, and split values are simply appended. */
+/**
+ * A restore goes into an empty database, so plain INSERTs, and split values are simply appended.
+ * A table read by position has no key to address a split row by: its appends are guarded by a
+ * random sentinel the value starts with until it is complete, so they touch only that row.
+ */
 function tableWriter(table: TableInfo, maxStatementBytes: number, emit: (statement: string) => void): StatementBatcher<Row> {
   const keyCount = table.rowidKey ? 1 : table.keyColumns.length;
   return new StatementBatcher<Row>({
     table,
     insert: "INSERT INTO",
     maxStatementBytes,
-    split: plainAppends,
+    split: table.byPosition ? sentinelGuarded(`d1b-split-${randomHex(8)}:`) : plainAppends,
     keyLiterals: (row) => Array.from({ length: keyCount }, (_, i) => row[keyAlias(i)]),
     emit,
   });
@@ -193,4 +247,94 @@ function tableWriter(table: TableInfo, maxStatementBytes: number, emit: (stateme
 
 function addRows(writer: StatementBatcher<Row>, rows: Row[]): void {
   for (const row of rows) writer.add(row[TUPLE_ALIAS], row);
+}
+
+function randomHex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function countRows(db: D1Database, table: string): Promise<number> {
+  try {
+    return (await db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table)}`).first<{ n: number }>())?.n ?? 0;
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", `counting table "${table}" failed`, e);
+  }
+}
+
+/**
+ * Multi-row INSERTs of whole tuples (rows of FTS5 tables and sqlite_stat1, which take no UPDATE):
+ * grouped under the statement limit, alone up to D1's own limit, and refused beyond it.
+ */
+function writeWhole(
+  table: Pick<Fts5Table, "name" | "columns">,
+  tuples: string[],
+  maxStatementBytes: number,
+  emit: (statement: string) => void,
+  rowid = "rowid, ",
+): void {
+  const head = `INSERT INTO ${quoteIdent(table.name)} (${rowid}${table.columns.map(quoteIdent).join(", ")}) VALUES\n`;
+  let parts: string[] = [];
+  let bytes = utf8Length(head);
+  const flush = () => {
+    if (parts.length > 0) emit(`${head}${parts.join(",\n")};\n`);
+    parts = [];
+    bytes = utf8Length(head);
+  };
+  for (const t of tuples) {
+    const tb = utf8Length(t) + 2;
+    if (utf8Length(head) + tb > D1_MAX_STATEMENT_BYTES) {
+      throw new BackupError(
+        "UNSUPPORTED_SCHEMA",
+        `a row of "${table.name}" needs a ${utf8Length(head) + tb}-byte statement, over D1's ${D1_MAX_STATEMENT_BYTES} (it cannot be completed by UPDATEs)`,
+      );
+    }
+    if (parts.length > 0 && bytes + tb > maxStatementBytes) flush();
+    parts.push(t);
+    bytes += tb;
+  }
+  flush();
+}
+
+/** Text as hex: no splitter or trimmer can misread it, whatever words the tokens make. */
+function hexText(text: string): string {
+  return `CAST(X'${Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("").toUpperCase()}' AS TEXT)`;
+}
+
+const CONTENTLESS_PAGE_DOCS = 500;
+
+/**
+ * A contentless FTS5 table keeps only its index, and D1 refuses writes to shadow tables (SQLite's
+ * defensive mode: "table x_data may not be modified"), so the index cannot be copied. Its
+ * documents are rebuilt from the index instead: fts5vocab's 'instance' table lists every token
+ * with its document, column and offset. fts5vocab needs a CREATE VIRTUAL TABLE (D1 refuses the
+ * temp schema), so each page is one batch - create, read, drop - which D1 runs as one
+ * transaction: the vocabulary table is never seen outside it, and is gone if any step fails.
+ */
+async function* contentlessPages(db: D1Database, table: Fts5Table): AsyncGenerator<string[]> {
+  const vocab = quoteIdent(`d1b_vocab_${randomHex(8)}`);
+  const fts = quoteIdent(table.name);
+  let after = "NULL";
+  for (;;) {
+    const page = `SELECT rowid FROM ${fts} WHERE ${after} IS NULL OR rowid > ${after} ORDER BY rowid LIMIT ${CONTENTLESS_PAGE_DOCS}`;
+    let results: D1Result<Record<string, string | number | null>>[];
+    try {
+      results = await db.batch<Record<string, string | number | null>>([
+        db.prepare(`CREATE VIRTUAL TABLE ${vocab} USING fts5vocab(${quoteText(table.name)}, 'instance')`),
+        db.prepare(`SELECT quote(rowid) AS doc FROM (${page})`),
+        db.prepare(`SELECT quote(doc) AS doc, col, "offset", term FROM ${vocab} WHERE doc IN (${page}) ORDER BY doc, col, "offset"`),
+        db.prepare(`DROP TABLE ${vocab}`),
+      ]);
+    } catch (e) {
+      throw wrapBindingError("DATABASE_ERROR", `reading the index of contentless FTS5 table "${table.name}" failed`, e);
+    }
+    const docs = results[1].results.map((r) => String(r.doc));
+    if (docs.length === 0) return;
+    const byDoc = new Map<string, Fts5Instance[]>(docs.map((d) => [d, []]));
+    for (const r of results[2].results) {
+      byDoc.get(String(r.doc))?.push({ col: r.col as string | null, offset: r.offset as number | null, term: String(r.term) });
+    }
+    yield docs.map((d) => `(${d},${contentlessText(table, byDoc.get(d)!).map((t) => (t === null ? "NULL" : hexText(t))).join(",")})`);
+    if (docs.length < CONTENTLESS_PAGE_DOCS) return;
+    after = docs[docs.length - 1];
+  }
 }

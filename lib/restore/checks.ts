@@ -2,7 +2,7 @@
 // held (every table, row for row), be internally sound (foreign keys, quick_check), and be at the
 // schema version the backup was taken at. Any failure fails the restore (non-zero exit).
 import type { Manifest } from "../backup";
-import { isInternalTable, quoteIdent, quoteText } from "../sql";
+import { fts5ShadowNames, isInternalTable, quoteIdent, quoteText } from "../sql";
 import type { Query } from "./target";
 
 export interface CheckResult {
@@ -43,7 +43,11 @@ export async function runChecks(query: Query, manifest: Manifest | null): Promis
   const master = await query<{ type: string; name: string; tbl_name: string; sql: string | null }>(
     "SELECT type, name, tbl_name, sql FROM sqlite_master",
   );
-  const present = master.filter((m) => m.type === "table" && !isInternalTable(m.name)).map((m) => m.name);
+  // FTS5 shadow tables are part of their FTS5 table (counted through it), never backup tables.
+  const shadow = fts5ShadowNames(master);
+  const present = master
+    .filter((m) => m.type === "table" && !isInternalTable(m.name) && !shadow.has(m.name.toLowerCase()))
+    .map((m) => m.name);
   const counts = await countRows(query, present);
 
   // Row counts, table by table.

@@ -91,7 +91,8 @@ async function describe(scratch: string, name: string): Promise<TableInfo> {
       withoutRowid = true; // "no such column": a WITHOUT ROWID table
     }
   }
-  return describeTable({ name, sql: master.sql, columns, withoutRowid }, "primary-key");
+  const indexes = await sqliteQuery<{ origin: string }>(scratch, `PRAGMA index_list(${table})`);
+  return describeTable({ name, sql: master.sql, columns, withoutRowid, primaryKeyIndexed: indexes.some((i) => i.origin === "pk") }, "primary-key");
 }
 
 /** Picks, validates and orders (parents first, as in the manifest) the tables to put back. */

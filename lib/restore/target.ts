@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { BackupError, formatBytes } from "../backup";
-import { isInternalTable, orderByForeignKeys, quoteIdent } from "../sql";
+import { fts5ShadowNames, isInternalTable, orderByForeignKeys, quoteIdent } from "../sql";
 import { DEFAULT_PERSIST_TO, localD1Files } from "../local";
 import { cleanToolOutput, fileExists, shellQuote, wrangler, wranglerCommand } from "./exec";
 import type { Reporter } from "./progress";
@@ -52,14 +52,16 @@ export interface Target {
 }
 
 const USER_OBJECTS_SQL =
-  "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view', 'trigger') ORDER BY rowid";
+  "SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'view', 'trigger') ORDER BY rowid";
 const FK_SQL =
   "SELECT m.name AS child, p.\"table\" AS parent FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) p " +
   "WHERE m.type = 'table'";
 
 async function readState(query: Query, exists: boolean): Promise<TargetState> {
-  const rows = await query<SchemaEntry>(USER_OBJECTS_SQL);
-  const objects = rows.filter((o) => !isInternalTable(o.name));
+  const rows = await query<SchemaEntry & { sql: string | null }>(USER_OBJECTS_SQL);
+  // FTS5 shadow tables go with their table (D1 refuses to drop them on their own).
+  const shadow = fts5ShadowNames(rows);
+  const objects = rows.filter((o) => !isInternalTable(o.name) && !shadow.has(o.name.toLowerCase())).map(({ type, name }) => ({ type, name }));
   const userTables = objects.filter((o) => o.type === "table").map((o) => o.name);
   const parents = new Map<string, Set<string>>();
   if (userTables.length > 0) {

@@ -71,8 +71,29 @@ export function canonicalDump(file: string): string {
       lines.push(`seq ${r.name} ${r.seq}`);
     }
   }
+  if (sqliteJson(file, "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1';").length > 0) {
+    for (const r of sqliteJson<{ r: string }>(
+      file,
+      "SELECT quote(tbl) || ' ' || quote(idx) || ' ' || quote(stat) AS r FROM sqlite_stat1 WHERE tbl NOT LIKE '\\_cf\\_%' ESCAPE '\\' ORDER BY tbl, idx;",
+    )) {
+      lines.push(`stat1 ${r.r}`);
+    }
+  }
+  // An FTS5 index's pages depend on how it was built, not on what it holds: it is compared by
+  // every token it lists (term, document, column, offset) instead of its %_data/%_idx bytes.
+  const ftsLayout = new Set<string>();
+  for (const v of objects.filter((o) => /^\s*CREATE\s+VIRTUAL\s+TABLE[\s\S]*\bUSING\s+fts5\b/i.test(o.sql ?? ""))) {
+    ftsLayout.add(`${v.name}_data`.toLowerCase()).add(`${v.name}_idx`.toLowerCase());
+    const rows = sqliteJson<{ r: string }>(
+      file,
+      `CREATE VIRTUAL TABLE temp.d1b_v USING fts5vocab(main, ${q(v.name)}, instance);
+       SELECT quote(term) || ' ' || doc || ' ' || quote(col) || ' ' || quote("offset") AS r FROM temp.d1b_v ORDER BY term, doc, col, "offset";`,
+    );
+    lines.push(`fts5 ${v.name} ${rows.length}`);
+    for (const r of rows) lines.push(r.r);
+  }
   for (const t of objects.filter((o) => o.type === "table" && !o.name.startsWith("sqlite_"))) {
-    if (/^\s*CREATE\s+VIRTUAL/i.test(t.sql ?? "")) continue;
+    if (/^\s*CREATE\s+VIRTUAL/i.test(t.sql ?? "") || ftsLayout.has(t.name.toLowerCase())) continue;
     const cols = sqliteJson<{ name: string }>(file, `PRAGMA table_xinfo(${q(t.name)});`);
     const withoutRowid = /WITHOUT\s+ROWID\s*$/i.test((t.sql ?? "").trim());
     const exprs = cols.map((c) => `typeof(${q(c.name)}) || ':' || hex(${q(c.name)})`);

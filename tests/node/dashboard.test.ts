@@ -303,8 +303,8 @@ describe("the dashboard (admin, in Chromium)", () => {
 
   it("a failed run shows its code and reason in place, and the health turns red (failing)", async () => {
     const db = d1File(app.persistTo);
-    // A real failure: an FTS5 table, which the backup refuses by name rather than dump unrestorably.
-    sqlite(db, "CREATE VIRTUAL TABLE ticket_search USING fts5(body);");
+    // A real failure: an R*Tree table, which the backup refuses by name rather than dump unrestorably.
+    sqlite(db, "CREATE VIRTUAL TABLE ticket_geo USING rtree(id, minx, maxx);");
     try {
       await page.goto(`${app.url}/admin/backups`);
       await page.waitForSelector('[data-testid="backup-now"] button:not([disabled])', { timeout: 20_000 });
@@ -312,14 +312,14 @@ describe("the dashboard (admin, in Chromium)", () => {
       const error = await page.waitForSelector('[data-testid="backup-error"]', { timeout: 60_000 });
       const text = (await error.textContent()) ?? "";
       expect(text).toContain("UNSUPPORTED_SCHEMA");
-      expect(text).toContain("ticket_search");
+      expect(text).toContain("ticket_geo");
       await page.waitForSelector('[data-testid="health"][data-status="failing"]', { timeout: 30_000 });
       expect(await page.textContent('[data-testid="health-last-run"]')).toContain("FAILED");
       expect(await page.getAttribute('[data-testid="activity-row"] >> nth=0', "data-action")).toBe("database_backup_failed");
     } finally {
-      sqlite(db, "DROP TABLE ticket_search;");
+      sqlite(db, "DROP TABLE ticket_geo;");
     }
-    expect(sqliteJson(db, "SELECT name FROM sqlite_master WHERE name LIKE 'ticket_search%';")).toEqual([]);
+    expect(sqliteJson(db, "SELECT name FROM sqlite_master WHERE name LIKE 'ticket_geo%';")).toEqual([]);
   });
 });
 
