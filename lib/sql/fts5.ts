@@ -23,7 +23,7 @@ export interface Fts5Table {
 }
 
 /** The tables FTS5's xCreate makes for a table named `name` (SQLite matches them case-insensitively). */
-export const FTS5_SHADOW_SUFFIXES = ["data", "idx", "content", "docsize", "config"] as const;
+const FTS5_SHADOW_SUFFIXES = ["data", "idx", "content", "docsize", "config"] as const;
 
 /** Module name and raw arguments of a CREATE VIRTUAL TABLE, or null for any other statement. */
 export function parseVirtualTable(sql: string): { module: string; args: string[] } | null {

@@ -10,6 +10,7 @@ export {
   keyExprs,
   keyLiterals,
   orderByForeignKeys,
+  rowMatch,
   rowQuery,
   TUPLE_ALIAS,
   valuesTuple,
@@ -18,7 +19,7 @@ export {
   type TableInfo,
   type TableSource,
 } from "./table";
-export { contentlessText, describeFts5, FTS5_SHADOW_SUFFIXES, fts5ShadowNames, parseVirtualTable, type Fts5Instance, type Fts5Kind, type Fts5Table } from "./fts5";
+export { contentlessText, describeFts5, fts5ShadowNames, parseVirtualTable, type Fts5Instance, type Fts5Kind, type Fts5Table } from "./fts5";
 export { openSplitterBlocks, splitterSafe } from "./splitter";
 export {
   D1_MAX_STATEMENT_BYTES,

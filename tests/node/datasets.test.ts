@@ -8,7 +8,7 @@ import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { backupDatabase } from "../../lib/backup";
-import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
+import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local";
 import { canonicalDump, d1File, executeFileLocal, migrateLocal, tempDir } from "../helpers/local";
 
 const DATASETS = path.join(PROJECT_ROOT, "..", "shared", "datasets");
