@@ -2,7 +2,7 @@
 // held (every table, row for row), be internally sound (foreign keys, quick_check), and be at the
 // schema version the backup was taken at. Any failure fails the restore (non-zero exit).
 import type { Manifest } from "../backup";
-import { isInternalTable, quoteIdent, quoteText } from "../sql";
+import { isInternalTable, isStagingTable, quoteIdent, quoteText } from "../sql";
 import type { Query } from "./target";
 
 export interface CheckResult {
@@ -43,7 +43,12 @@ export async function runChecks(query: Query, manifest: Manifest | null): Promis
   const master = await query<{ type: string; name: string; tbl_name: string; sql: string | null }>(
     "SELECT type, name, tbl_name, sql FROM sqlite_master",
   );
-  const present = master.filter((m) => m.type === "table" && !isInternalTable(m.name)).map((m) => m.name);
+  const tableNames = master.filter((m) => m.type === "table" && !isInternalTable(m.name)).map((m) => m.name);
+  // A dump's staging table (see StatementBatcher.stage) is not data: it is dropped before the dump
+  // ends, so one left over is a failure of its own, not an extra table. One the backup listed is a user's.
+  const listed = (name: string) => manifest?.tables.some((t) => t.name === name) ?? false;
+  const leftovers = tableNames.filter((n) => isStagingTable(n) && !listed(n));
+  const present = tableNames.filter((n) => !leftovers.includes(n));
   const counts = await countRows(query, present);
 
   // Row counts, table by table.
@@ -96,6 +101,12 @@ export async function runChecks(query: Query, manifest: Manifest | null): Promis
         : `restored ${got.indexes} indexes, ${got.views} views, ${got.triggers} triggers; manifest says ${want.indexes}, ${want.views}, ${want.triggers}`,
     });
   }
+
+  checks.push({
+    check: "staging-dropped",
+    ok: leftovers.length === 0,
+    detail: leftovers.length === 0 ? "no staging table left behind" : `staging table(s) left behind, the dump did not run to its end: ${leftovers.join(", ")}`,
+  });
 
   const fk = await query<{ table: string; rowid: number | null; parent: string; fkid: number }>("PRAGMA foreign_key_check");
   checks.push({

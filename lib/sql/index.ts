@@ -1,7 +1,8 @@
 // The SQL toolkit shared by the dump (lib/backup) and the restore tooling (lib/restore): quoting
 // and exact literals, table descriptions, and the INSERT batcher. Knows SQLite, nothing of R2/D1.
-export { literalExpr, quoteIdent, quoteText, splitLiteral, utf8Length, type LiteralChunks } from "./literals";
+export { literalExpr, literalPieces, quoteIdent, quoteText, splitHex, utf8Length, type CellType, type LiteralMode } from "./literals";
 export {
+  cellSliceQuery,
   colAlias,
   describeTable,
   freeRowidName,
@@ -9,7 +10,11 @@ export {
   keyAlias,
   keyExprs,
   keyLiterals,
+  LARGE_ALIAS,
+  largeCellBytes,
+  largeCells,
   orderByForeignKeys,
+  parseLargeCells,
   rowMatch,
   rowQuery,
   TUPLE_ALIAS,
@@ -21,11 +26,12 @@ export {
 } from "./table";
 export {
   D1_MAX_STATEMENT_BYTES,
-  plainAppends,
-  sentinelGuarded,
+  isStagingTable,
   splitTuple,
+  STAGING_PREFIX,
+  stagingTableName,
+  StagedRow,
   StatementBatcher,
   type BatcherOptions,
-  type SplitStrategy,
-  type SplitValue,
+  type StageCell,
 } from "./batcher";
