@@ -1,23 +1,28 @@
 // Streams a D1 database as SQL that `wrangler d1 execute --file` and `sqlite3` restore exactly.
 // Order follows miniflare's dumpSql: defer foreign keys, schema, data, sequences, then indexes,
 // views and triggers (so no trigger fires while the data goes back in).
-import { BackupError, wrapBindingError as wrapBindingError } from "../errors";
+import { BackupError, wrapBindingError } from "../errors";
 import {
+  cellSliceQuery,
   colAlias,
   contentlessText,
   D1_MAX_STATEMENT_BYTES,
   keyAlias,
-  plainAppends,
+  LARGE_ALIAS,
+  parseLargeCells,
   quoteIdent,
   quoteText,
+  rowMatch,
   rowQuery,
-  sentinelGuarded,
   splitterSafe,
+  splitTuple,
+  stagingTableName,
   StatementBatcher,
   TUPLE_ALIAS,
   utf8Length,
   type Fts5Instance,
   type Fts5Table,
+  type StageCell,
   type TableInfo,
 } from "../sql";
 import type { SchemaInfo } from "./schema";
@@ -67,6 +72,11 @@ const MIN_PAGE_ROWS = 16;
 const MAX_PAGE_ROWS = 10_000;
 /** Output is handed on in chunks of about this many characters. */
 const CHUNK_CHARS = 64 * 1024;
+/**
+ * Bytes of a large cell read per query: its hex (twice this) must stay under D1's
+ * 2,000,000-byte limit on one value, and few round trips per value are wanted.
+ */
+const SLICE_BYTES = 512 * 1024;
 
 export async function* dumpDatabase(
   db: D1Database,
@@ -91,6 +101,24 @@ export async function* dumpDatabase(
     outChars = 0;
     return chunk;
   };
+
+  // Random, and no table or other object of the database has it (see stagingTableName).
+  const staging = stagingTableName([...schema.tables.map((t) => t.name), ...schema.objects.map((o) => o.name)]);
+  const newWriter = (t: TableInfo) => tableWriter(t, options.maxStatementBytes, staging, emit);
+
+  /** Writes rows; a row with large cells reads them in slices, handing output on between slices. */
+  async function* writeRows(t: TableInfo, rows: Row[], writer: StatementBatcher): AsyncGenerator<string> {
+    const q = rowQuery(t);
+    for (let row of rows) {
+      // Text that is not valid UTF-8 reaches JS with U+FFFD in place of its bytes: read the row
+      // again with every non-ASCII byte in hex (the rare real U+FFFD just goes out as hex too).
+      if (row[TUPLE_ALIAS].includes("\uFFFD")) row = await readRow(db, t, q.asciiRow(rowWhere(t, q.keyCount, row)));
+      if (!row[LARGE_ALIAS]) writer.add(row[TUPLE_ALIAS]);
+      else yield* writeLargeRow(db, t, rowWhere(t, q.keyCount, row), row, writer, drain);
+      const chunk = drain();
+      if (chunk) yield chunk;
+    }
+  }
 
   for (const line of options.header) out.push(`-- ${line.replace(/[\r\n]+/g, " ")}\n`);
   emit("PRAGMA defer_foreign_keys=TRUE;\n");
@@ -122,8 +150,8 @@ export async function* dumpDatabase(
       throw wrapBindingError("DATABASE_ERROR", "reading the database snapshot failed", e);
     }
     for (const [i, t] of schema.tables.entries()) {
-      const writer = tableWriter(t, options.maxStatementBytes, emit);
-      addRows(writer, results[i].results);
+      const writer = newWriter(t);
+      yield* writeRows(t, results[i].results, writer);
       writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
       results[i] = undefined as unknown as D1Result<Row>; // let the table's rows be collected
@@ -133,7 +161,7 @@ export async function* dumpDatabase(
     if (sequenceSql) sequences = results[schema.tables.length].results;
   } else {
     for (const t of schema.tables) {
-      const writer = tableWriter(t, options.maxStatementBytes, emit);
+      const writer = newWriter(t);
       const q = rowQuery(t);
       const fetchPage = async (after: string[] | null, limit: number): Promise<Row[]> => {
         try {
@@ -160,9 +188,7 @@ export async function* dumpDatabase(
           );
           pending.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
         }
-        addRows(writer, page);
-        const chunk = drain();
-        if (chunk) yield chunk;
+        yield* writeRows(t, page, writer);
       }
       writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
@@ -228,25 +254,77 @@ async function databaseSize(db: D1Database): Promise<number | null> {
   }
 }
 
-/**
- * A restore goes into an empty database, so plain INSERTs, and split values are simply appended.
- * A table read by position has no key to address a split row by: its appends are guarded by a
- * random sentinel the value starts with until it is complete, so they touch only that row.
- */
-function tableWriter(table: TableInfo, maxStatementBytes: number, emit: (statement: string) => void): StatementBatcher<Row> {
-  const keyCount = table.rowidKey ? 1 : table.keyColumns.length;
-  return new StatementBatcher<Row>({
-    table,
-    insert: "INSERT INTO",
-    maxStatementBytes,
-    split: table.byPosition ? sentinelGuarded(`d1b-split-${randomHex(8)}:`) : plainAppends,
-    keyLiterals: (row) => Array.from({ length: keyCount }, (_, i) => row[keyAlias(i)]),
-    emit,
-  });
+/** A restore goes into an empty database, so plain INSERTs; rows too large for one statement are staged. */
+function tableWriter(table: TableInfo, maxStatementBytes: number, staging: string, emit: (statement: string) => void): StatementBatcher {
+  return new StatementBatcher({ table, insert: "INSERT INTO", maxStatementBytes, staging, emit });
 }
 
-function addRows(writer: StatementBatcher<Row>, rows: Row[]): void {
-  for (const row of rows) writer.add(row[TUPLE_ALIAS], row);
+/** The WHERE that addresses a row read by rowQuery. */
+function rowWhere(table: TableInfo, keyCount: number, row: Row): string {
+  const where = rowMatch(table, Array.from({ length: keyCount }, (_, i) => row[keyAlias(i)]));
+  // The queries that use it must stay under D1's statement limit.
+  if (utf8Length(where) > D1_MAX_STATEMENT_BYTES / 2) {
+    throw new BackupError("UNSUPPORTED_SCHEMA", `table "${table.name}" has a row whose key is too large to address in a query`);
+  }
+  return where;
+}
+
+async function readRow(db: D1Database, table: TableInfo, sql: string): Promise<Row> {
+  let row: Row | null;
+  try {
+    row = await db.prepare(sql).first<Row>();
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", `reading a row of table "${table.name}" again failed`, e);
+  }
+  if (!row) throw changedWhileRead(table);
+  return row;
+}
+
+function changedWhileRead(table: TableInfo): BackupError {
+  return new BackupError("DATABASE_ERROR", `a row of table "${table.name}" changed while it was being read; run the backup again`);
+}
+
+/**
+ * A row with cells too large for its tuple: each is read in slices by key and staged piece by
+ * piece (see StatementBatcher.stage), so no query result, statement or string holds a whole
+ * large value. The next slice is requested before the current one is written.
+ */
+async function* writeLargeRow(
+  db: D1Database,
+  table: TableInfo,
+  where: string,
+  row: Row,
+  writer: StatementBatcher,
+  drain: () => string | null,
+): AsyncGenerator<string> {
+  const large = parseLargeCells(row[LARGE_ALIAS]);
+  const cells: StageCell[] = splitTuple(row[TUPLE_ALIAS]).map((literal) => ({ literal }));
+  for (const c of large) cells[c.index] = { type: c.type, bytes: c.bytes };
+  const staged = writer.stage(cells);
+  for (const c of large) {
+    const sql = cellSliceQuery(table, c.index, where);
+    const slice = (offset: number) => {
+      const p = db.prepare(sql).bind(offset + 1, SLICE_BYTES).first<{ h: string; t: string; n: number }>();
+      p.catch(() => {}); // surfaced when awaited
+      return p;
+    };
+    let next = slice(0);
+    for (let offset = 0; offset < c.bytes; offset += SLICE_BYTES) {
+      let r: { h: string; t: string; n: number } | null;
+      try {
+        r = await next;
+      } catch (e) {
+        throw wrapBindingError("DATABASE_ERROR", `reading a large value of table "${table.name}" failed`, e);
+      }
+      if (offset + SLICE_BYTES < c.bytes) next = slice(offset + SLICE_BYTES);
+      // Same type and size as the row's first read, or the value changed in between.
+      if (!r || r.t !== c.type || r.n !== c.bytes) throw changedWhileRead(table);
+      staged.appendHex(c.index, r.h);
+      const chunk = drain();
+      if (chunk) yield chunk;
+    }
+  }
+  staged.end();
 }
 
 function randomHex(bytes: number): string {

@@ -2,7 +2,7 @@
 // held (every table, row for row), be internally sound (foreign keys, quick_check), and be at the
 // schema version the backup was taken at. Any failure fails the restore (non-zero exit).
 import type { Manifest } from "../backup";
-import { fts5ShadowNames, isInternalTable, quoteIdent, quoteText } from "../sql";
+import { fts5ShadowNames, isInternalTable, isStagingTable, quoteIdent, quoteText } from "../sql";
 import type { Query } from "./target";
 
 export interface CheckResult {
@@ -45,9 +45,14 @@ export async function runChecks(query: Query, manifest: Manifest | null): Promis
   );
   // FTS5 shadow tables are part of their FTS5 table (counted through it), never backup tables.
   const shadow = fts5ShadowNames(master);
-  const present = master
+  const tableNames = master
     .filter((m) => m.type === "table" && !isInternalTable(m.name) && !shadow.has(m.name.toLowerCase()))
     .map((m) => m.name);
+  // A dump's staging table (see StatementBatcher.stage) is not data: it is dropped before the dump
+  // ends, so one left over is a failure of its own, not an extra table. One the backup listed is a user's.
+  const listed = (name: string) => manifest?.tables.some((t) => t.name === name) ?? false;
+  const leftovers = tableNames.filter((n) => isStagingTable(n) && !listed(n));
+  const present = tableNames.filter((n) => !leftovers.includes(n));
   const counts = await countRows(query, present);
 
   // Row counts, table by table.
@@ -100,6 +105,12 @@ export async function runChecks(query: Query, manifest: Manifest | null): Promis
         : `restored ${got.indexes} indexes, ${got.views} views, ${got.triggers} triggers; manifest says ${want.indexes}, ${want.views}, ${want.triggers}`,
     });
   }
+
+  checks.push({
+    check: "staging-dropped",
+    ok: leftovers.length === 0,
+    detail: leftovers.length === 0 ? "no staging table left behind" : `staging table(s) left behind, the dump did not run to its end: ${leftovers.join(", ")}`,
+  });
 
   const fk = await query<{ table: string; rowid: number | null; parent: string; fkid: number }>("PRAGMA foreign_key_check");
   checks.push({

@@ -5,7 +5,6 @@
 // would make the whole file fail on the first such row; OR REPLACE would delete the live row, and
 // with it, through ON DELETE CASCADE, its children). Foreign keys are not affected by OR IGNORE:
 // a row whose parent is missing fails the file, which is what you want to know.
-import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import { BackupError, formatBytes } from "../backup";
 import {
@@ -13,10 +12,9 @@ import {
   describeTable,
   freeRowidName,
   keyExprs,
-  keyLiterals,
   quoteIdent,
   quoteText,
-  sentinelGuarded,
+  stagingTableName,
   StatementBatcher,
   valuesTuple,
   type ColumnRow,
@@ -43,7 +41,7 @@ export interface PutBackOptions {
 export interface PutBackTable {
   name: string;
   rows: number;
-  /** Rows too large for one statement, written as INSERT + guarded UPDATEs. */
+  /** Rows too large for one statement, assembled in a staging table and inserted whole. */
   splitRows: number;
   keyColumns: string[];
 }
@@ -119,7 +117,7 @@ const oneLine = (s: string) => s.replace(/[\r\n]+/g, " ");
 /**
  * Writes the put-back file for `tables` (rows matching `where`) from a scratch SQLite copy of the
  * backup. Reads rows as literals built inside SQLite (exact for 64-bit integers, reals, blobs and
- * text with NULs), hex-encoded so any byte survives the trip through sqlite3's output.
+ * any text), hex-encoded so any byte survives the trip through sqlite3's output.
  */
 export async function writePutBack(scratch: string, tableOrder: string[], opts: PutBackOptions, reporter: Reporter): Promise<PutBackResult> {
   const max = opts.maxStatementBytes ?? DEFAULT_PUT_BACK_STATEMENT_BYTES;
@@ -164,8 +162,10 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
     }
   }
 
-  // Random per file, so no live value can start with it (see sentinelGuarded).
-  const split = sentinelGuarded(`d1b-putback-${randomBytes(8).toString("hex")}:`);
+  // Rows too large for one statement are assembled in this table and inserted whole, so OR IGNORE
+  // keeps a live row untouched. Random: no live table has it (and CREATE TABLE fails loudly if one did).
+  const allNames = await sqliteQuery<{ name: string }>(scratch, "SELECT name FROM sqlite_master");
+  const staging = stagingTableName(allNames.map((r) => r.name));
   const out = fs.createWriteStream(opts.out);
   let statements = 0;
   let bytes = 0;
@@ -189,25 +189,17 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
     // Parents and children may come in any order within the file; checked at the end.
     emit("PRAGMA defer_foreign_keys=TRUE;\n");
     for (const t of described) {
-      const writer = new StatementBatcher<string[]>({
-        table: t,
-        insert: "INSERT OR IGNORE INTO",
-        maxStatementBytes: max,
-        split,
-        keyLiterals: (keys) => keys,
-        emit,
-      });
-      // Key and values as SQL literals made by SQLite itself (see literalExpr), hex-encoded.
-      const keyLits = keyLiterals(t).map((e) => `hex(${e})`);
+      const writer = new StatementBatcher({ table: t, insert: "INSERT OR IGNORE INTO", maxStatementBytes: max, staging, emit });
+      // Values as SQL literals made by SQLite itself (see literalExpr), all ASCII so no byte is
+      // lost in decoding, hex-encoded so any byte survives sqlite3's output.
       const sql =
-        `SELECT hex(${valuesTuple(t)}) || ' ' || ${keyLits.join(" || ' ' || ")} FROM ${quoteIdent(t.name)}` +
+        `SELECT hex(${valuesTuple(t, "ascii")}) FROM ${quoteIdent(t.name)}` +
         `${where ? ` WHERE (${where})` : ""} ORDER BY ${keyExprs(t).join(", ")}`;
       await sqliteLines(
         scratch,
         sql,
         (line) => {
-          const [tupleHex, ...keys] = line.split(" ");
-          writer.add(Buffer.from(tupleHex, "hex").toString("utf8"), keys.map((k) => Buffer.from(k, "hex").toString("utf8")));
+          writer.add(Buffer.from(line, "hex").toString("latin1"));
           if (writer.rows % 1000 === 0) reporter.progress(`${t.name}: ${writer.rows} rows, ${formatBytes(bytes)} written`);
         },
         { safe: true },

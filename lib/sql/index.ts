@@ -1,15 +1,17 @@
 // The SQL toolkit shared by the dump (lib/backup) and the restore tooling (lib/restore): quoting
 // and exact literals, table descriptions, and the INSERT batcher. Knows SQLite, nothing of R2/D1.
-export { quoteIdent, quoteText, splitLiteral, utf8Length, type LiteralChunks } from "./literals";
+export { literalPieces, quoteIdent, quoteText, utf8Length, type CellType, type LiteralMode } from "./literals";
 export {
+  cellSliceQuery,
   colAlias,
   describeTable,
   freeRowidName,
   isInternalTable,
   keyAlias,
   keyExprs,
-  keyLiterals,
+  LARGE_ALIAS,
   orderByForeignKeys,
+  parseLargeCells,
   rowMatch,
   rowQuery,
   TUPLE_ALIAS,
@@ -23,11 +25,10 @@ export { contentlessText, describeFts5, fts5ShadowNames, parseVirtualTable, type
 export { openSplitterBlocks, splitterSafe } from "./splitter";
 export {
   D1_MAX_STATEMENT_BYTES,
-  plainAppends,
-  sentinelGuarded,
+  isStagingTable,
   splitTuple,
+  stagingTableName,
   StatementBatcher,
   type BatcherOptions,
-  type SplitStrategy,
-  type SplitValue,
+  type StageCell,
 } from "./batcher";

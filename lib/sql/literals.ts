@@ -11,20 +11,50 @@ export function quoteText(value: string): string {
 }
 
 /**
+ * How text is written. "utf8": quoted when that is safe (see needsHex), which a JS string carries
+ * exactly only if the text is valid UTF-8. "ascii": every byte outside printable ASCII, tab and
+ * newline goes out as hex too, so the literal is pure ASCII and exact whatever the bytes (JS
+ * decodes text and replaces invalid UTF-8 with U+FFFD).
+ */
+export type LiteralMode = "utf8" | "ascii";
+
+/**
+ * When text goes out as CAST(X'..' AS TEXT) instead of quoted. quote() stops at a NUL; sqlite3
+ * and wrangler drop a CR at a line end; wrangler's trimmer deletes the first "BEGIN TRANSACTION;"
+ * and "COMMIT;" anywhere in the file, strings included (and refuses a second); splitters that do
+ * not track quotes misread ';', comment markers, '$' quoting, brackets, backticks, backslashes.
+ * Hex contains none of these, so no splitter or trimmer can cut or change it.
+ */
+function needsHex(c: string, mode: LiteralMode): string {
+  const tests = [
+    `instr(CAST(${c} AS BLOB),X'00')>0`,
+    // One GLOB class (a ']' first is literal): ] ; $ ` \ [ and CR.
+    `${c} GLOB '*[];$\`\\[' || char(13) || ']*'`,
+    `instr(${c},'--')>0`,
+    `instr(${c},'/*')>0`,
+    // LIKE ignores ASCII case: every spelling of the transaction keywords.
+    ...["begin", "commit", "rollback", "transaction"].map((k) => `${c} LIKE '%${k}%'`),
+  ];
+  if (mode === "ascii") tests.push(`${c} GLOB '*[^' || char(9,10) || ' -~]*'`);
+  return tests.join(" OR ");
+}
+
+/**
  * SQL that turns a column into the literal that recreates its value exactly.
  * quote() is exact for integers (all 64 bits, because it is computed inside SQLite and never
- * passes through a JS number), for reals (SQLite prints a round-trip form) and for blobs.
- * It stops text at the first NUL, so text containing NUL is written as CAST(X'..' AS TEXT); so is
- * text containing a carriage return, because both sqlite3 and wrangler drop a CR at a line end
- * while reading the file.
+ * passes through a JS number), for reals (SQLite prints a round-trip form) and for blobs. It
+ * prints -0.0 as 0.0, so a negative zero (atan2 tells its sign) is written -0.0, which SQLite
+ * parses back to the same bits. Text that is not safe quoted is hex (see needsHex).
  */
-export function literalExpr(column: string): string {
+export function literalExpr(column: string, mode: LiteralMode = "utf8"): string {
   const c = quoteIdent(column);
   return (
-    `CASE WHEN typeof(${c})='text' AND (instr(CAST(${c} AS BLOB),X'00')>0 OR instr(${c},char(13))>0) ` +
-    `THEN 'CAST(X''' || hex(${c}) || ''' AS TEXT)' ELSE quote(${c}) END`
+    `CASE WHEN typeof(${c})='text' AND (${needsHex(c, mode)}) ` +
+    `THEN 'CAST(X''' || hex(${c}) || ''' AS TEXT)' ` +
+    `WHEN typeof(${c})='real' AND ${c}=0 AND atan2(${c},-1)<0 THEN '-0.0' ELSE quote(${c}) END`
   );
 }
+
 
 /** UTF-8 byte length of a JS string, without allocating. */
 export function utf8Length(s: string): number {
@@ -41,59 +71,37 @@ export function utf8Length(s: string): number {
   return n;
 }
 
-/** One literal as produced by literalExpr, split into pieces that concatenate back to the value. */
-export interface LiteralChunks {
-  /** Literal for the INSERT (the first piece). */
-  first: string;
-  /** SQL expressions `col || piece` for the following UPDATEs, given the quoted column. */
-  appends: ((col: string) => string)[];
-}
+/** A value's storage class once staged: the CAST that gives the assembled bytes their type back. */
+export type CellType = "blob" | "text";
 
 /**
- * Splits a long literal into a first piece of at most `firstBytes` and further pieces of at most
- * `restBytes`, so that no statement exceeds D1's statement-size limit. Returns null when the
- * literal cannot be split (numbers, NULL).
+ * Splits a literal as produced by literalExpr into standalone literals of at most `pieceBytes`
+ * whose concatenation (SQLite's ||, which joins the bytes) is the value. Null for numbers and
+ * NULL, which are never long.
  */
-export function splitLiteral(literal: string, firstBytes: number, restBytes: number): LiteralChunks | null {
+export function literalPieces(literal: string, pieceBytes: number): { type: CellType; pieces: string[] } | null {
   const hexBlob = /^X'([0-9A-F]*)'$/.exec(literal);
-  if (hexBlob) {
-    // `||` on blobs yields text with the same bytes; CAST back to BLOB restores the type.
-    const parts = splitHex(hexBlob[1], firstBytes, restBytes);
-    return {
-      first: `X'${parts[0]}'`,
-      appends: parts.slice(1).map((p) => (col: string) => `CAST(${col} || X'${p}' AS BLOB)`),
-    };
-  }
+  if (hexBlob) return { type: "blob", pieces: splitHex(hexBlob[1], pieceBytes - 3).map((p) => `X'${p}'`) };
   const hexText = /^CAST\(X'([0-9A-F]*)' AS TEXT\)$/.exec(literal);
-  if (hexText) {
-    const parts = splitHex(hexText[1], firstBytes, restBytes);
-    return {
-      first: `CAST(X'${parts[0]}' AS TEXT)`,
-      appends: parts.slice(1).map((p) => (col: string) => `${col} || CAST(X'${p}' AS TEXT)`),
-    };
-  }
+  if (hexText) return { type: "text", pieces: splitHex(hexText[1], pieceBytes - 16).map((p) => `CAST(X'${p}' AS TEXT)`) };
   if (literal.length >= 2 && literal.startsWith("'") && literal.endsWith("'")) {
     const text = literal.slice(1, -1).replace(/''/g, "'");
-    const parts = splitText(text, firstBytes, restBytes);
-    return {
-      first: quoteText(parts[0]),
-      appends: parts.slice(1).map((p) => (col: string) => `${col} || ${quoteText(p)}`),
-    };
+    return { type: "text", pieces: splitText(text, pieceBytes - 2).map(quoteText) };
   }
   return null;
 }
 
-function splitHex(hex: string, firstBytes: number, restBytes: number): string[] {
-  const even = (n: number) => Math.max(2, Math.floor(n / 2) * 2);
-  const parts: string[] = [hex.slice(0, even(firstBytes))];
-  const step = even(restBytes);
-  for (let i = parts[0].length; i < hex.length; i += step) parts.push(hex.slice(i, i + step));
-  return parts;
+/** Hex digits in pieces of at most `chars` (even, so no byte is cut). */
+export function splitHex(hex: string, chars: number): string[] {
+  const step = Math.max(2, Math.floor(chars / 2) * 2);
+  const parts: string[] = [];
+  for (let i = 0; i < hex.length; i += step) parts.push(hex.slice(i, i + step));
+  return parts.length > 0 ? parts : [""];
 }
 
-function splitText(text: string, firstBytes: number, restBytes: number): string[] {
+function splitText(text: string, maxBytes: number): string[] {
   // Quoting can double every apostrophe, so budget for the worst case.
-  let budget = Math.max(4, Math.floor(firstBytes / 2));
+  const budget = Math.max(4, Math.floor(maxBytes / 2));
   const parts: string[] = [];
   let start = 0;
   let bytes = 0;
@@ -105,7 +113,6 @@ function splitText(text: string, firstBytes: number, restBytes: number): string[
       parts.push(text.slice(start, i));
       start = i;
       bytes = 0;
-      budget = Math.max(4, Math.floor(restBytes / 2));
     }
     bytes += b;
     i += units;

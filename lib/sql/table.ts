@@ -2,7 +2,7 @@
 // addresses its rows. Pure: callers read PRAGMA table_xinfo their own way (the D1 binding in
 // lib/backup, the sqlite3 CLI in lib/restore) and pass the rows in, so both describe alike.
 import { BackupError } from "../errors";
-import { literalExpr, quoteIdent } from "./literals";
+import { literalExpr, quoteIdent, type LiteralMode } from "./literals";
 
 /** The fields of one PRAGMA table_xinfo row that a description needs. */
 export interface ColumnRow {
@@ -122,33 +122,98 @@ export function keyExprs(table: TableInfo): string[] {
   return table.rowidKey ? [table.rowidKey] : table.keyColumns.map(quoteIdent);
 }
 
-/** SQL that turns each key of a row into its exact literal (see literalExpr). */
+/**
+ * SQL that turns each key of a row into its exact literal (see literalExpr). ASCII, so a key
+ * carried through JS into the next page's WHERE is exact even when its text is not UTF-8.
+ */
 export function keyLiterals(table: TableInfo): string[] {
-  return table.rowidKey ? [`quote(${table.rowidKey})`] : table.keyColumns.map(literalExpr);
+  return table.rowidKey ? [`quote(${table.rowidKey})`] : table.keyColumns.map((c) => literalExpr(c, "ascii"));
 }
 
-/** SQL that builds a row's whole VALUES tuple `(lit,lit,…)` inside SQLite, in insertTargets order. */
-export function valuesTuple(table: TableInfo): string {
-  const values = [...(table.rowidKey ? [`quote(${table.rowidKey})`] : []), ...table.insertColumns.map(literalExpr)];
+/** The insertTargets as expressions, each with the literal that recreates its value. */
+function cellLiterals(table: TableInfo, mode: LiteralMode): { expr: string; literal: string }[] {
+  return [
+    ...(table.rowidKey ? [{ expr: table.rowidKey, literal: `quote(${table.rowidKey})` }] : []),
+    ...table.insertColumns.map((c) => ({ expr: quoteIdent(c), literal: literalExpr(c, mode) })),
+  ];
+}
+
+/**
+ * SQL that builds a row's whole VALUES tuple `(lit,lit,…)` inside SQLite, in insertTargets order.
+ * With `largeBytes`, a cell over that many bytes is written NULL here and read apart (see largeCells).
+ */
+export function valuesTuple(table: TableInfo, mode: LiteralMode = "utf8", largeBytes: number | null = null): string {
+  const values = cellLiterals(table, mode).map(({ expr, literal }) =>
+    largeBytes === null ? literal : `CASE WHEN octet_length(${expr})>${largeBytes} THEN 'NULL' ELSE ${literal} END`,
+  );
   return `'(' || ${values.join(" || ',' || ")} || ')'`;
+}
+
+/**
+ * Cells above this many bytes are left out of the row's tuple and read in slices: the tuple is
+ * one SQLite string, which must stay under D1's 2,000,000-byte value limit however many columns
+ * the table has (D1 allows 100; a hex literal is twice its value).
+ */
+export function largeCellBytes(table: TableInfo): number {
+  return Math.max(1024, Math.min(64 * 1024, Math.floor(1_600_000 / (2 * table.insertTargets.length))));
+}
+
+/** SQL listing a row's cells over `largeBytes` as `index:type:bytes,` ('' when none). */
+export function largeCells(table: TableInfo, largeBytes: number): string {
+  const parts = cellLiterals(table, "utf8").map(
+    ({ expr }, i) => `CASE WHEN octet_length(${expr})>${largeBytes} THEN '${i}:' || typeof(${expr}) || ':' || octet_length(${expr}) || ',' ELSE '' END`,
+  );
+  return parts.join(" || ");
+}
+
+/** Parses largeCells' output. */
+export function parseLargeCells(list: string): { index: number; type: "blob" | "text"; bytes: number }[] {
+  return list
+    .split(",")
+    .filter(Boolean)
+    .map((e) => {
+      const [i, type, n] = e.split(":");
+      return { index: Number(i), type: type === "blob" ? "blob" : "text", bytes: Number(n) };
+    });
+}
+
+/**
+ * One slice of one cell, as hex, with the cell's type and size (so a value that changed between
+ * reads is noticed). Bind: 1-based byte offset, length. `where` from rowMatch.
+ */
+export function cellSliceQuery(table: TableInfo, index: number, where: string): string {
+  const { expr } = cellLiterals(table, "utf8")[index];
+  return `SELECT hex(substr(CAST(${expr} AS BLOB), ?1, ?2)) AS h, typeof(${expr}) AS t, octet_length(${expr}) AS n FROM ${quoteIdent(table.name)} WHERE ${where}`;
 }
 
 export const keyAlias = (i: number) => `d1b_k${i}`;
 export const colAlias = (i: number) => `d1b_c${i}`;
 export const TUPLE_ALIAS = "d1b_tuple";
+export const LARGE_ALIAS = "d1b_large";
 
 /**
  * Keyset-paged SELECT returning, per row, the key literals and the whole VALUES tuple, built
  * inside SQLite (one string per row is far cheaper to move out of D1 than one per cell).
  * Keys are carried between pages as SQL literals, never as JS numbers, so 64-bit keys stay exact.
+ * Cells over largeCellBytes are NULL in the tuple and listed in LARGE_ALIAS, to be read in slices.
  */
-export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: string[] | null, limit: number | null) => string } {
+export function rowQuery(table: TableInfo): {
+  keyCount: number;
+  sql: (after: string[] | null, limit: number | null) => string;
+  /** The same columns for one row, text all ASCII (when the tuple came back with U+FFFD). */
+  asciiRow: (where: string) => string;
+} {
   if (table.byPosition) return positionQuery(table);
   const exprs = keyExprs(table);
   const keyLits = keyLiterals(table);
+  const large = largeCellBytes(table);
   // Aliases are unusual on purpose: ORDER BY prefers an alias over a column of the same name.
-  const list = [...keyLits.map((e, i) => `${e} AS ${keyAlias(i)}`), `${valuesTuple(table)} AS ${TUPLE_ALIAS}`];
-  const select = `SELECT ${list.join(", ")} FROM ${quoteIdent(table.name)}`;
+  const columns = (mode: LiteralMode) => [
+    ...keyLits.map((e, i) => `${e} AS ${keyAlias(i)}`),
+    `${valuesTuple(table, mode, large)} AS ${TUPLE_ALIAS}`,
+    `${largeCells(table, large)} AS ${LARGE_ALIAS}`,
+  ];
+  const select = `SELECT ${columns("utf8").join(", ")} FROM ${quoteIdent(table.name)}`;
   const order = ` ORDER BY ${exprs.join(", ")}`;
   const keyTuple = exprs.length === 1 ? exprs[0] : `(${exprs.join(", ")})`;
   return {
@@ -157,6 +222,7 @@ export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: str
       const where = after ? ` WHERE ${keyTuple} > ${after.length === 1 ? after[0] : `(${after.join(", ")})`}` : "";
       return `${select}${where}${order}${limit === null ? "" : ` LIMIT ${limit}`}`;
     },
+    asciiRow: (where) => `SELECT ${columns("ascii").join(", ")} FROM ${quoteIdent(table.name)} WHERE ${where}`,
   };
 }
 
@@ -164,25 +230,26 @@ export function rowQuery(table: TableInfo): { keyCount: number; sql: (after: str
  * A table with no key, paged by position: the "key" of a row is how many rows precede it plus one,
  * and the next page starts after the last one. The inner LIMIT/OFFSET skips rows without building
  * their tuples; the same statement on the same snapshot scans in the same order, so pages neither
- * overlap nor skip (the dump's snapshot is what keeps the data still between pages).
+ * overlap nor skip (the dump's snapshot is what keeps the data still between pages). With no key a
+ * cell cannot be read again in slices, so text is read with every non-ASCII byte in hex (exact for
+ * invalid UTF-8 too) and every cell inline: a value too large for that fails the read loudly.
  */
-function positionQuery(table: TableInfo): { keyCount: number; sql: (after: string[] | null, limit: number | null) => string } {
+function positionQuery(table: TableInfo): ReturnType<typeof rowQuery> {
   return {
     keyCount: 1,
     sql: (after, limit) => {
       const offset = after ? BigInt(after[0]) : 0n; // a literal SQLite wrote with quote(): an integer
       const inner = `SELECT * FROM ${quoteIdent(table.name)}${limit === null ? "" : ` LIMIT ${limit}`}${offset > 0n ? `${limit === null ? " LIMIT -1" : ""} OFFSET ${offset}` : ""}`;
-      return `SELECT quote(${offset} + row_number() OVER ()) AS ${keyAlias(0)}, ${valuesTuple(table)} AS ${TUPLE_ALIAS} FROM (${inner})`;
+      return `SELECT quote(${offset} + row_number() OVER ()) AS ${keyAlias(0)}, ${valuesTuple(table, "ascii")} AS ${TUPLE_ALIAS}, '' AS ${LARGE_ALIAS} FROM (${inner})`;
+    },
+    asciiRow: () => {
+      throw new BackupError("INTERNAL", `table "${table.name}" is read by position, already as ASCII`);
     },
   };
 }
 
-/**
- * The WHERE clause that addresses one row by its key literals (for the UPDATEs of split values).
- * A table read by position has no key: "1", to be used only under a split strategy that guards
- * each UPDATE by the value it is completing (sentinelGuarded).
- */
+/** The WHERE clause that addresses one row by its key literals (to read its large cells). */
 export function rowMatch(table: TableInfo, keyLits: string[]): string {
-  if (table.byPosition) return "1";
+  if (table.byPosition) throw new BackupError("INTERNAL", `table "${table.name}" has no key to address a row by`);
   return keyExprs(table).map((k, i) => `${k} = ${keyLits[i]}`).join(" AND ");
 }

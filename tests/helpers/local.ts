@@ -56,7 +56,7 @@ export function sqliteJson<T = Record<string, unknown>>(file: string, sql: strin
 
 /**
  * Every schema object, sqlite_sequence and every cell (typeof + hex, so 64-bit integers, reals,
- * NUL-bearing text and blobs compare exactly) of a SQLite file, as one comparable string.
+ * -0.0, NUL-bearing text and blobs compare exactly) of a SQLite file, as one comparable string.
  */
 export function canonicalDump(file: string): string {
   const q = (s: string) => `"${s.replace(/"/g, '""')}"`;
@@ -96,7 +96,10 @@ export function canonicalDump(file: string): string {
     if (/^\s*CREATE\s+VIRTUAL/i.test(t.sql ?? "") || ftsLayout.has(t.name.toLowerCase())) continue;
     const cols = sqliteJson<{ name: string }>(file, `PRAGMA table_xinfo(${q(t.name)});`);
     const withoutRowid = /WITHOUT\s+ROWID\s*$/i.test((t.sql ?? "").trim());
-    const exprs = cols.map((c) => `typeof(${q(c.name)}) || ':' || hex(${q(c.name)})`);
+    // hex() prints -0.0 as 0.0: atan2 tells the sign of a zero.
+    const exprs = cols.map(
+      (c) => `typeof(${q(c.name)}) || ':' || hex(${q(c.name)}) || CASE WHEN typeof(${q(c.name)})='real' AND ${q(c.name)}=0 AND atan2(${q(c.name)},-1)<0 THEN '-' ELSE '' END`,
+    );
     if (!withoutRowid) exprs.unshift("'rowid:' || rowid");
     const rows = sqliteJson<{ r: string }>(
       file,
