@@ -1,7 +1,7 @@
 // Streams a D1 database as SQL that `wrangler d1 execute --file` and `sqlite3` restore exactly.
 // Order follows miniflare's dumpSql: defer foreign keys, schema, data, sequences, then indexes,
 // views and triggers (so no trigger fires while the data goes back in).
-import { BackupError, wrapBindingError as wrapBindingError } from "../errors";
+import { BackupError, wrapBindingError } from "../errors";
 import {
   colAlias,
   contentlessText,
@@ -49,7 +49,14 @@ export const DEFAULT_DUMP_OPTIONS: DumpOptions = {
 
 export interface SnapshotInfo {
   mode: "atomic" | "paged";
+  /** The dump is one state of the database. Always true for a dump that completed. */
   atomic: boolean;
+  /** How that was obtained: one batch (one transaction), or paged reads proven unchanged by total_changes(). */
+  consistency?: "single-batch" | "total_changes";
+  /** Reads (batches) that carried total_changes(), when paged. */
+  reads?: number;
+  /** Attempts the run needed (each one that saw a write was discarded). */
+  attempts?: number;
   databaseBytes: number | null;
   budgetBytes: number;
 }
@@ -60,6 +67,12 @@ export interface DumpStats {
   snapshot: SnapshotInfo;
 }
 
+/**
+ * Tables whose schema is dumped but never their rows: operational state that describes the run
+ * making the backup (the lock it holds), not the portal. A restored database starts unlocked.
+ */
+export const SCHEMA_ONLY_TABLES: ReadonlySet<string> = new Set(["backup_lock"]);
+
 type Row = Record<string, string>;
 
 const FIRST_PAGE_ROWS = 500;
@@ -68,15 +81,81 @@ const MAX_PAGE_ROWS = 10_000;
 /** Output is handed on in chunks of about this many characters. */
 const CHUNK_CHARS = 64 * 1024;
 
+// total_changes() counts every row any statement on D1's one SQLite connection changed (trigger
+// effects included) since that connection opened; reads never move it, so two equal values
+// bracket an interval in which nothing was committed. DDL does not count: the schema is compared.
+const CHANGES_SQL = "SELECT total_changes() AS d1b_changes";
+const SCHEMA_SQL =
+  "SELECT group_concat(d1b_entry, char(30)) AS d1b_schema FROM " +
+  "(SELECT type || char(31) || name || char(31) || tbl_name || char(31) || coalesce(sql, '') AS d1b_entry FROM sqlite_master ORDER BY rowid)";
+/**
+ * What `meta.served_by` says under wrangler/miniflare. Locally, workerd writes a simulated D1
+ * bookmark into _cf_METADATA on every commit (workerd src/workerd/io/sqlite-metadata.h: "not used
+ * in production"), so there every request, reads included, moves total_changes() by exactly one.
+ */
+const LOCAL_SERVED_BY = "miniflare.db";
+
+/** The schema as sqlite_master holds it, to prove no DDL ran between two points of a run. */
+export async function readSchemaFingerprint(db: D1Database): Promise<string> {
+  try {
+    return (await db.prepare(SCHEMA_SQL).first<{ d1b_schema: string | null }>())?.d1b_schema ?? "";
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading the schema fingerprint failed", e);
+  }
+}
+
+/** An attempt saw the database change; the run discards it and may try again. */
+function changedError(reason: string): BackupError {
+  return new BackupError("DATABASE_BUSY", `the database changed while it was being read: ${reason}`, { details: { reason } });
+}
+
+/**
+ * Collects total_changes() from every paged read of one attempt. Without foreign commits the
+ * values are all equal (production) or consecutive, one per request (local, see LOCAL_SERVED_BY);
+ * anything else means another caller committed between two of our reads.
+ */
+class WriteWatch {
+  reads = 0;
+  private perRequest: 0 | 1 | null = null;
+  private readonly values = new Set<number>();
+  private min = Infinity;
+  private max = -Infinity;
+
+  observe(result: D1Result<{ d1b_changes: number }>): void {
+    const value = result.results[0]?.d1b_changes;
+    if (typeof value !== "number") throw new BackupError("INTERNAL", "total_changes() returned no number");
+    this.perRequest ??= (result.meta as { served_by?: string }).served_by === LOCAL_SERVED_BY ? 1 : 0;
+    this.reads++;
+    if (this.values.has(value) && this.perRequest === 1) throw changedError("two reads saw the same local commit counter");
+    this.values.add(value);
+    this.min = Math.min(this.min, value);
+    this.max = Math.max(this.max, value);
+    // Fail fast (a page or two may still be in flight, hence the slack); verify() is exact.
+    if (this.max - this.min > this.perRequest * (this.reads + 1)) throw changedError(this.describe());
+  }
+
+  verify(): void {
+    if (this.max - this.min !== (this.perRequest ?? 0) * (this.reads - 1)) throw changedError(this.describe());
+  }
+
+  private describe(): string {
+    const foreign = this.max - this.min - (this.perRequest ?? 0) * (this.reads - 1);
+    return `total_changes() moved by ${this.max - this.min} over ${this.reads} reads (${foreign} not ours)`;
+  }
+}
+
 export async function* dumpDatabase(
   db: D1Database,
   schema: SchemaInfo,
   options: DumpOptions,
   stats: DumpStats,
+  /** sqlite_master as it was before `schema` was read; read here when not given. */
+  schemaFingerprint?: string,
 ): AsyncGenerator<string> {
   if (options.maxStatementBytes < 1024 || options.maxStatementBytes > D1_MAX_STATEMENT_BYTES) {
     throw new RangeError(`maxStatementBytes must be between 1024 and ${D1_MAX_STATEMENT_BYTES}`);
   }
+  const fingerprint = schemaFingerprint ?? (await readSchemaFingerprint(db));
   let out: string[] = [];
   let outChars = 0;
   const emit = (statement: string) => {
@@ -91,6 +170,9 @@ export async function* dumpDatabase(
     outChars = 0;
     return chunk;
   };
+  const schemaUnchanged = (now: string | null | undefined) => {
+    if ((now ?? "") !== fingerprint) throw changedError("the schema changed (sqlite_master differs)");
+  };
 
   for (const line of options.header) out.push(`-- ${line.replace(/[\r\n]+/g, " ")}\n`);
   emit("PRAGMA defer_foreign_keys=TRUE;\n");
@@ -104,77 +186,78 @@ export async function* dumpDatabase(
 
   const databaseBytes = await databaseSize(db);
   const atomic = databaseBytes !== null && databaseBytes <= options.snapshotBudgetBytes;
-  stats.snapshot = { mode: atomic ? "atomic" : "paged", atomic, databaseBytes, budgetBytes: options.snapshotBudgetBytes };
+  stats.snapshot = {
+    mode: atomic ? "atomic" : "paged",
+    atomic: false, // set once the dump has proven itself one state
+    consistency: atomic ? "single-batch" : "total_changes",
+    databaseBytes,
+    budgetBytes: options.snapshotBudgetBytes,
+  };
 
+  const dataTables = schema.tables.filter((t) => !SCHEMA_ONLY_TABLES.has(t.name));
   const sequenceSql = schema.tables.some((t) => t.autoincrement)
     ? `SELECT quote(name) AS ${keyAlias(0)}, quote(seq) AS ${colAlias(0)} FROM sqlite_sequence ORDER BY name`
     : null;
   let sequences: Row[] = [];
 
   if (atomic) {
-    // One batch runs as one transaction in D1: every table is read from the same state.
-    const stmts = schema.tables.map((t) => db.prepare(rowQuery(t).sql(null, null)));
+    // One batch runs as one transaction in D1: every table is read from the same state, and the
+    // schema read with it proves `schema` (read before) still describes that state.
+    const stmts = dataTables.map((t) => db.prepare(rowQuery(t).sql(null, null)));
     if (sequenceSql) stmts.push(db.prepare(sequenceSql));
+    stmts.push(db.prepare(SCHEMA_SQL));
     let results: D1Result<Row>[];
     try {
       results = await db.batch<Row>(stmts);
     } catch (e) {
       throw wrapBindingError("DATABASE_ERROR", "reading the database snapshot failed", e);
     }
-    for (const [i, t] of schema.tables.entries()) {
+    schemaUnchanged(results[results.length - 1].results[0]?.d1b_schema);
+    let next = 0;
+    for (const t of schema.tables) {
       const writer = tableWriter(t, options.maxStatementBytes, emit);
-      addRows(writer, results[i].results);
+      if (!SCHEMA_ONLY_TABLES.has(t.name)) {
+        addRows(writer, results[next].results);
+        results[next++] = undefined as unknown as D1Result<Row>; // let the table's rows be collected
+      }
       writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
-      results[i] = undefined as unknown as D1Result<Row>; // let the table's rows be collected
       const chunk = drain();
       if (chunk) yield chunk;
     }
-    if (sequenceSql) sequences = results[schema.tables.length].results;
+    if (sequenceSql) sequences = results[next].results;
   } else {
+    const watch = new WriteWatch();
+    const pages = pageReader(db, dataTables, options.pageBytes, watch);
     for (const t of schema.tables) {
       const writer = tableWriter(t, options.maxStatementBytes, emit);
-      const q = rowQuery(t);
-      const fetchPage = async (after: string[] | null, limit: number): Promise<Row[]> => {
-        try {
-          return (await db.prepare(q.sql(after, limit)).all<Row>()).results;
-        } catch (e) {
-          throw wrapBindingError("DATABASE_ERROR", `reading table "${t.name}" failed`, e);
+      if (!SCHEMA_ONLY_TABLES.has(t.name)) {
+        for (;;) {
+          const page = await pages.next();
+          addRows(writer, page.rows);
+          const chunk = drain();
+          if (chunk) yield chunk;
+          if (page.last) break;
         }
-      };
-      let limit = FIRST_PAGE_ROWS;
-      let pending: Promise<Row[]> | null = fetchPage(null, limit);
-      while (pending) {
-        const page: Row[] = await pending;
-        pending = null;
-        if (page.length === limit) {
-          // Size pages by bytes, not rows, so wide rows do not blow the memory bound.
-          let chars = 0;
-          for (const row of page) chars += row[TUPLE_ALIAS].length;
-          limit = Math.min(MAX_PAGE_ROWS, Math.max(MIN_PAGE_ROWS, Math.floor(options.pageBytes / Math.max(1, chars / page.length))));
-          const last = page[page.length - 1];
-          // Ask D1 for the next page before formatting this one: the query runs while we work.
-          pending = fetchPage(
-            Array.from({ length: q.keyCount }, (_, i) => last[keyAlias(i)]),
-            limit,
-          );
-          pending.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
-        }
-        addRows(writer, page);
-        const chunk = drain();
-        if (chunk) yield chunk;
       }
       writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
     }
-    if (sequenceSql) {
-      try {
-        sequences = (await db.prepare(sequenceSql).all<Row>()).results;
-      } catch (e) {
-        throw wrapBindingError("DATABASE_ERROR", "reading sqlite_sequence failed", e);
-      }
+    // The last read: sequences, the counter and the schema in one transaction.
+    const stmts = [...(sequenceSql ? [db.prepare(sequenceSql)] : []), db.prepare(CHANGES_SQL), db.prepare(SCHEMA_SQL)];
+    let results: D1Result<Row>[];
+    try {
+      results = await db.batch<Row>(stmts);
+    } catch (e) {
+      throw wrapBindingError("DATABASE_ERROR", "reading sqlite_sequence failed", e);
     }
+    if (sequenceSql) sequences = results[0].results;
+    watch.observe(results[results.length - 2] as unknown as D1Result<{ d1b_changes: number }>);
+    watch.verify();
+    schemaUnchanged(results[results.length - 1].results[0]?.d1b_schema);
+    stats.snapshot.reads = watch.reads;
   }
+  stats.snapshot.atomic = true;
 
   // Inserting rows already advanced sqlite_sequence to the highest key; set the recorded value,
   // which is higher when rows were deleted, so restored AUTOINCREMENT ids never reuse old ones.
@@ -216,6 +299,61 @@ export async function* dumpDatabase(
   }
   out.push(`${DUMP_END_MARKER}\n`);
   yield out.join("");
+}
+
+interface Page {
+  rows: Row[];
+  /** The table's last page. */
+  last: boolean;
+}
+
+/**
+ * Keyset-paged reads of every table in turn, each page read in one batch with total_changes().
+ * The next read (of this table, or the first page of the next) is always requested before the
+ * caller formats the current page, so D1 works while we do.
+ */
+function pageReader(db: D1Database, tables: TableInfo[], pageBytes: number, watch: WriteWatch): { next(): Promise<Page> } {
+  interface Request {
+    table: number;
+    limit: number;
+    rows: Promise<Row[]>;
+  }
+  const queries = tables.map(rowQuery);
+  const request = (table: number, after: string[] | null, limit: number): Request => {
+    const t = tables[table];
+    const rows = (async () => {
+      let results: D1Result<Row>[];
+      try {
+        results = await db.batch<Row>([db.prepare(queries[table].sql(after, limit)), db.prepare(CHANGES_SQL)]);
+      } catch (e) {
+        throw wrapBindingError("DATABASE_ERROR", `reading table "${t.name}" failed`, e);
+      }
+      watch.observe(results[1] as unknown as D1Result<{ d1b_changes: number }>);
+      return results[0].results;
+    })();
+    rows.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
+    return { table, limit, rows };
+  };
+  let pending: Request | null = tables.length > 0 ? request(0, null, FIRST_PAGE_ROWS) : null;
+  return {
+    async next(): Promise<Page> {
+      if (!pending) throw new BackupError("INTERNAL", "read past the last page");
+      const current = pending;
+      const rows = await current.rows;
+      const last = rows.length < current.limit;
+      if (!last) {
+        // Size pages by bytes, not rows, so wide rows do not blow the memory bound.
+        let chars = 0;
+        for (const row of rows) chars += row[TUPLE_ALIAS].length;
+        const limit = Math.min(MAX_PAGE_ROWS, Math.max(MIN_PAGE_ROWS, Math.floor(pageBytes / Math.max(1, chars / rows.length))));
+        const key = rows[rows.length - 1];
+        pending = request(current.table, Array.from({ length: queries[current.table].keyCount }, (_, i) => key[keyAlias(i)]), limit);
+      } else {
+        pending = current.table + 1 < tables.length ? request(current.table + 1, null, FIRST_PAGE_ROWS) : null;
+      }
+      return { rows, last };
+    },
+  };
 }
 
 async function databaseSize(db: D1Database): Promise<number | null> {
