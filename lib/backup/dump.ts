@@ -42,7 +42,12 @@ export const DEFAULT_DUMP_OPTIONS: DumpOptions = {
   // Measured on 100k portal rows: 90 KB statements restore in 55 s, 16 KB in 6.4 s, 4 KB in 8.4 s
   // (per-statement overhead wins below that), wrangler's own one-row-per-INSERT export in 145 s.
   maxStatementBytes: 16_384,
-  snapshotBudgetBytes: 8 * 1024 * 1024,
+  // One batch returns every row at once, held whole in the Worker (128 MB). Measured locally
+  // (workerd peak RSS, D1 and the Worker in one process, one-batch minus paged run of the same
+  // database): +23 MB for a 2.9 MB database, +61 MB for 8.5 MB, +150 MB for 16.9 MB, i.e. 8-9 MB
+  // per MB. 4 MiB keeps that near 35 MB, a third of the isolate beside the run's ~15 MB of parts
+  // and buffers; D1's own bounds (30 s per query, 50 MB result) are far off at this size.
+  snapshotBudgetBytes: 4 * 1024 * 1024,
   pageBytes: 2 * 1024 * 1024,
   header: [],
 };
