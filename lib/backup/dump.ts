@@ -199,6 +199,8 @@ export async function* dumpDatabase(
     budgetBytes: options.snapshotBudgetBytes,
   };
 
+  // Every read of rows from here to the last one carries total_changes() (see WriteWatch).
+  const watch = new WriteWatch();
   const dataTables = schema.tables.filter((t) => !SCHEMA_ONLY_TABLES.has(t.name));
   const sequenceSql = schema.tables.some((t) => t.autoincrement)
     ? `SELECT quote(name) AS ${keyAlias(0)}, quote(seq) AS ${colAlias(0)} FROM sqlite_sequence ORDER BY name`
@@ -211,12 +213,8 @@ export async function* dumpDatabase(
     const stmts = dataTables.map((t) => db.prepare(rowQuery(t).sql(null, null)));
     if (sequenceSql) stmts.push(db.prepare(sequenceSql));
     stmts.push(db.prepare(SCHEMA_SQL));
-    let results: D1Result<Row>[];
-    try {
-      results = await db.batch<Row>(stmts);
-    } catch (e) {
-      throw wrapBindingError("DATABASE_ERROR", "reading the database snapshot failed", e);
-    }
+    // The counter too: reads after this batch (FTS5 indexes) are checked against it.
+    const results = await watchedBatch(db, watch, stmts, "reading the database snapshot failed");
     schemaUnchanged(results[results.length - 1].results[0]?.d1b_schema);
     let next = 0;
     for (const t of schema.tables) {
@@ -232,7 +230,6 @@ export async function* dumpDatabase(
     }
     if (sequenceSql) sequences = results[next].results;
   } else {
-    const watch = new WriteWatch();
     const pages = pageReader(db, dataTables, options.pageBytes, watch);
     for (const t of schema.tables) {
       const writer = tableWriter(t, options.maxStatementBytes, emit);
@@ -248,21 +245,8 @@ export async function* dumpDatabase(
       writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
     }
-    // The last read: sequences, the counter and the schema in one transaction.
-    const stmts = [...(sequenceSql ? [db.prepare(sequenceSql)] : []), db.prepare(CHANGES_SQL), db.prepare(SCHEMA_SQL)];
-    let results: D1Result<Row>[];
-    try {
-      results = await db.batch<Row>(stmts);
-    } catch (e) {
-      throw wrapBindingError("DATABASE_ERROR", "reading sqlite_sequence failed", e);
-    }
-    if (sequenceSql) sequences = results[0].results;
-    watch.observe(results[results.length - 2] as unknown as D1Result<{ d1b_changes: number }>);
-    watch.verify();
-    schemaUnchanged(results[results.length - 1].results[0]?.d1b_schema);
-    stats.snapshot.reads = watch.reads;
+    if (sequenceSql) sequences = (await watchedBatch(db, watch, [db.prepare(sequenceSql)], "reading sqlite_sequence failed"))[0].results;
   }
-  stats.snapshot.atomic = true;
 
   // Inserting rows already advanced sqlite_sequence to the highest key; set the recorded value,
   // which is higher when rows were deleted, so restored AUTOINCREMENT ids never reuse old ones.
@@ -282,11 +266,11 @@ export async function* dumpDatabase(
     const name = quoteIdent(f.table.name);
     if (f.table.kind === "external") {
       emit(`INSERT INTO ${name}(${name}) VALUES ('rebuild');\n`);
-      stats.tables.push({ name: f.table.name, rows: await countRows(db, f.table.name) });
+      stats.tables.push({ name: f.table.name, rows: await countRows(db, watch, f.table.name) });
       continue;
     }
     let rows = 0;
-    for await (const tuples of contentlessPages(db, f.table)) {
+    for await (const tuples of contentlessPages(db, watch, f.table)) {
       rows += tuples.length;
       writeWhole(f.table, tuples, options.maxStatementBytes, emit);
       const chunk = drain();
@@ -302,8 +286,31 @@ export async function* dumpDatabase(
     emit("DELETE FROM sqlite_stat1;\n");
     writeWhole({ name: "sqlite_stat1", columns: ["tbl", "idx", "stat"] }, schema.stat1, options.maxStatementBytes, emit, "");
   }
+
+  // The last read closes the window: the counter says no write committed since the first read of
+  // rows, sqlite_master that no DDL ran since the schema was read. One batch alone needs neither.
+  if (!atomic || watch.reads > 1) {
+    const [last] = await watchedBatch(db, watch, [db.prepare(SCHEMA_SQL)], "reading the schema at the end failed");
+    watch.verify();
+    schemaUnchanged(last.results[0]?.d1b_schema);
+    stats.snapshot.consistency = "total_changes";
+    stats.snapshot.reads = watch.reads;
+  }
+  stats.snapshot.atomic = true;
   out.push(`${DUMP_END_MARKER}\n`);
   yield out.join("");
+}
+
+/** One read inside the snapshot window: the statements plus total_changes(), in one transaction. */
+async function watchedBatch(db: D1Database, watch: WriteWatch, stmts: D1PreparedStatement[], what: string): Promise<D1Result<Row>[]> {
+  let results: D1Result<Row>[];
+  try {
+    results = await db.batch<Row>([...stmts, db.prepare(CHANGES_SQL)]);
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", what, e);
+  }
+  watch.observe(results.pop() as unknown as D1Result<{ d1b_changes: number }>);
+  return results;
 }
 
 interface Page {
@@ -327,14 +334,8 @@ function pageReader(db: D1Database, tables: TableInfo[], pageBytes: number, watc
   const request = (table: number, after: string[] | null, limit: number): Request => {
     const t = tables[table];
     const rows = (async () => {
-      let results: D1Result<Row>[];
-      try {
-        results = await db.batch<Row>([db.prepare(queries[table].sql(after, limit)), db.prepare(CHANGES_SQL)]);
-      } catch (e) {
-        throw wrapBindingError("DATABASE_ERROR", `reading table "${t.name}" failed`, e);
-      }
-      watch.observe(results[1] as unknown as D1Result<{ d1b_changes: number }>);
-      return results[0].results;
+      const [page] = await watchedBatch(db, watch, [db.prepare(queries[table].sql(after, limit))], `reading table "${t.name}" failed`);
+      return page.results;
     })();
     rows.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
     return { table, limit, rows };
@@ -396,12 +397,9 @@ function randomHex(bytes: number): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function countRows(db: D1Database, table: string): Promise<number> {
-  try {
-    return (await db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table)}`).first<{ n: number }>())?.n ?? 0;
-  } catch (e) {
-    throw wrapBindingError("DATABASE_ERROR", `counting table "${table}" failed`, e);
-  }
+async function countRows(db: D1Database, watch: WriteWatch, table: string): Promise<number> {
+  const [r] = await watchedBatch(db, watch, [db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table)}`)], `counting table "${table}" failed`);
+  return Number((r.results[0] as unknown as { n: number } | undefined)?.n ?? 0);
 }
 
 /**
@@ -453,23 +451,24 @@ const CONTENTLESS_PAGE_DOCS = 500;
  * temp schema), so each page is one batch - create, read, drop - which D1 runs as one
  * transaction: the vocabulary table is never seen outside it, and is gone if any step fails.
  */
-async function* contentlessPages(db: D1Database, table: Fts5Table): AsyncGenerator<string[]> {
+async function* contentlessPages(db: D1Database, watch: WriteWatch, table: Fts5Table): AsyncGenerator<string[]> {
   const vocab = quoteIdent(`d1b_vocab_${randomHex(8)}`);
   const fts = quoteIdent(table.name);
   let after = "NULL";
   for (;;) {
     const page = `SELECT rowid FROM ${fts} WHERE ${after} IS NULL OR rowid > ${after} ORDER BY rowid LIMIT ${CONTENTLESS_PAGE_DOCS}`;
-    let results: D1Result<Record<string, string | number | null>>[];
-    try {
-      results = await db.batch<Record<string, string | number | null>>([
+    // Inside the snapshot window like every read of rows (the DDL here is undone within the batch).
+    const results = (await watchedBatch(
+      db,
+      watch,
+      [
         db.prepare(`CREATE VIRTUAL TABLE ${vocab} USING fts5vocab(${quoteText(table.name)}, 'instance')`),
         db.prepare(`SELECT quote(rowid) AS doc FROM (${page})`),
         db.prepare(`SELECT quote(doc) AS doc, col, "offset", term FROM ${vocab} WHERE doc IN (${page}) ORDER BY doc, col, "offset"`),
         db.prepare(`DROP TABLE ${vocab}`),
-      ]);
-    } catch (e) {
-      throw wrapBindingError("DATABASE_ERROR", `reading the index of contentless FTS5 table "${table.name}" failed`, e);
-    }
+      ],
+      `reading the index of contentless FTS5 table "${table.name}" failed`,
+    )) as unknown as D1Result<Record<string, string | number | null>>[];
     const docs = results[1].results.map((r) => String(r.doc));
     if (docs.length === 0) return;
     const byDoc = new Map<string, Fts5Instance[]>(docs.map((d) => [d, []]));
