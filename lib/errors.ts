@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   INTEGRITY_ERROR: 422,
   CONFIG_ERROR: 500,
   DATABASE_ERROR: 502,
+  // Writes never stopped long enough for a consistent read: try again later.
+  DATABASE_BUSY: 503,
   STORAGE_ERROR: 502,
   STORAGE_FULL: 507,
   INTERNAL: 500,

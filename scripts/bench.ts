@@ -285,6 +285,7 @@ function report(rows: Row[], smoke: boolean): string {
       "## Targets",
       "",
       `- Throughput ours / sqlite3 at ${last.rows} rows: ${fmt(last.sqlite.ms / last.ours.backupMs, 2)} (target ≥ 0.33).`,
+      `- Our backup (consistency checked) / the D1 read floor at ${last.rows} rows: ${fmt(last.ours.backupMs / 1000, 2)} s / ${fmt(last.profile.selectAllMs / 1000, 2)} s = ${fmt(last.ours.backupMs / last.profile.selectAllMs, 2)}× (target ≤ 1.5×).`,
       `- Peak memory of the process running our dump (workerd), ${last.rows} vs ${first.rows} rows: ${fmt(last.ours.peakChildKb / first.ours.peakChildKb, 2)}× (target ≤ 1.5×).`,
       last.restoreWranglerExport.failed
         ? `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ours ${fmt(last.restoreOursWrangler.ms / 1000, 1)} s; wrangler's export ${last.restoreWranglerExport.failed} (${
@@ -354,7 +355,7 @@ async function main() {
       const row = await benchSize(n, work, restoreTimeoutS * 1000);
       rows.push(row);
       // Each size's figures as they come: a long run that fails later still leaves them.
-      log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024) })}`);
+      log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024), readFloorMs: row.profile.selectAllMs, oursOverFloor: +(row.ours.backupMs / row.profile.selectAllMs).toFixed(2) })}`);
     }
     const md = report(rows, values.smoke);
     // resolve, not join: the smoke report goes to the absolute temp dir, the full one into docs/.

@@ -2,11 +2,11 @@
 // metadata -> manifest, written last. Anything that fails leaves no manifest and is logged.
 import { tryLogActivity } from "./activity";
 import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
-import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, type DumpOptions, type DumpStats } from "./dump";
+import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, readSchemaFingerprint, type DumpOptions, type DumpStats } from "./dump";
 import { backupNameFor, keysFor } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";
-import { dumpedTableCount, readSchema } from "./schema";
-import { MIN_PART_SIZE, copyWithMetadata, uploadGzip } from "./upload";
+import { dumpedTableCount, readSchema, type SchemaInfo } from "./schema";
+import { MIN_PART_SIZE, copyWithMetadata, uploadGzip, type StreamUploadResult } from "./upload";
 
 export type BackupTrigger = "manual" | "scheduled" | "cli";
 
@@ -20,7 +20,22 @@ export interface BackupOptions {
   actor?: string | null;
   dump?: Partial<Omit<DumpOptions, "header">>;
   partSizeBytes?: number;
+  /** How often a paged dump that saw writes is tried again before the run fails. */
+  consistency?: Partial<ConsistencyOptions>;
 }
+
+export interface ConsistencyOptions {
+  /** Attempts in all, the first included. */
+  attempts: number;
+  /** Wait before the second attempt; doubled each time after (with jitter). */
+  backoffMs: number;
+}
+
+// 4 attempts, waits of about 2, 4 and 8 s: a burst of portal writes is over long before, and the
+// whole run stays well inside the cron Worker's 15 minutes even for a dump of minutes.
+export const DEFAULT_CONSISTENCY: ConsistencyOptions = { attempts: 4, backoffMs: 2000 };
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The shape the API returns for a backup (kept compatible with the original system). */
 export interface BackupSummary {
@@ -56,24 +71,50 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
     if ((await headOrNull(bucket, keys.object)) || (await headOrNull(bucket, keys.manifest))) {
       throw new BackupError("BACKUP_EXISTS", `a backup named ${keys.name} already exists; try again in a second`);
     }
-    const schema = await readSchema(db);
-    const dumpOptions: DumpOptions = {
-      ...DEFAULT_DUMP_OPTIONS,
-      ...options.dump,
-      header: [
-        `d1-backup dump format ${DUMP_FORMAT_VERSION}: ${keys.name}, taken ${now.toISOString()}`,
-        `latest migration: ${schema.latestMigration ?? "(none)"}`,
-        "Restore into an EMPTY database: npx wrangler d1 execute <db> --file=<this file>, or sqlite3 new.db < <this file>",
-      ],
-    };
-    const stats: DumpStats = {
-      tables: [],
-      statements: 0,
-      snapshot: { mode: "paged", atomic: false, databaseBytes: null, budgetBytes: dumpOptions.snapshotBudgetBytes },
-    };
-
-    staged = true;
-    const uploaded = await uploadGzip(bucket, keys.staging, dumpDatabase(db, schema, dumpOptions, stats), partSize);
+    const consistency = { ...DEFAULT_CONSISTENCY, ...options.consistency };
+    const firstAttempt = Date.now();
+    let schema: SchemaInfo;
+    let stats: DumpStats;
+    let uploaded: StreamUploadResult;
+    for (let attempt = 1; ; attempt++) {
+      // Read before the schema, compared after the last row: no DDL may land in between either.
+      const fingerprint = await readSchemaFingerprint(db);
+      schema = await readSchema(db);
+      const dumpOptions: DumpOptions = {
+        ...DEFAULT_DUMP_OPTIONS,
+        ...options.dump,
+        header: [
+          `d1-backup dump format ${DUMP_FORMAT_VERSION}: ${keys.name}, taken ${now.toISOString()}`,
+          `latest migration: ${schema.latestMigration ?? "(none)"}`,
+          "Restore into an EMPTY database: npx wrangler d1 execute <db> --file=<this file>, or sqlite3 new.db < <this file>",
+        ],
+      };
+      stats = {
+        tables: [],
+        statements: 0,
+        snapshot: { mode: "paged", atomic: false, databaseBytes: null, budgetBytes: dumpOptions.snapshotBudgetBytes },
+      };
+      staged = true;
+      try {
+        uploaded = await uploadGzip(bucket, keys.staging, dumpDatabase(db, schema, dumpOptions, stats, fingerprint), partSize);
+        stats.snapshot.attempts = attempt;
+        break;
+      } catch (e) {
+        if (!isBackupError(e) || e.code !== "DATABASE_BUSY") throw e;
+        // The attempt saw a write: its upload was aborted; drop anything staged and read again.
+        await bucket.delete(keys.staging).catch(() => {});
+        const elapsed = Date.now() - firstAttempt;
+        if (attempt >= consistency.attempts) {
+          throw new BackupError(
+            "DATABASE_BUSY",
+            `writes never stopped during ${attempt} attempts over ${(elapsed / 1000).toFixed(1)} s, so no consistent snapshot could be read (last: ${e.message})`,
+            { cause: e, details: { attempts: attempt, elapsedMs: elapsed } },
+          );
+        }
+        // Exponential backoff with jitter: writers that come in bursts get a gap to finish.
+        await sleep(consistency.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random() / 2));
+      }
+    }
     if (stats.tables.length !== dumpedTableCount(schema)) {
       throw new BackupError("INTERNAL", `dump covered ${stats.tables.length} of ${dumpedTableCount(schema)} tables`);
     }

@@ -47,14 +47,26 @@ export const DEFAULT_DUMP_OPTIONS: DumpOptions = {
   // Measured on 100k portal rows: 90 KB statements restore in 55 s, 16 KB in 6.4 s, 4 KB in 8.4 s
   // (per-statement overhead wins below that), wrangler's own one-row-per-INSERT export in 145 s.
   maxStatementBytes: 16_384,
-  snapshotBudgetBytes: 8 * 1024 * 1024,
+  // One batch returns every row at once, held whole in the Worker (128 MB). Measured locally
+  // (workerd peak RSS, D1 and the Worker in one process, one-batch minus paged run of the same
+  // database): +23 MB for a 2.9 MB database, +61 MB for 8.5 MB, +150 MB for 16.9 MB, i.e. 8-9 MB
+  // per MB. 4 MiB keeps that near 35 MB, a third of the isolate beside the run's ~15 MB of parts
+  // and buffers; D1's own bounds (30 s per query, 50 MB result) are far off at this size.
+  snapshotBudgetBytes: 4 * 1024 * 1024,
   pageBytes: 2 * 1024 * 1024,
   header: [],
 };
 
 export interface SnapshotInfo {
   mode: "atomic" | "paged";
+  /** The dump is one state of the database. Always true for a dump that completed. */
   atomic: boolean;
+  /** How that was obtained: one batch (one transaction), or paged reads proven unchanged by total_changes(). */
+  consistency?: "single-batch" | "total_changes";
+  /** Reads (batches) that carried total_changes(), when paged. */
+  reads?: number;
+  /** Attempts the run needed (each one that saw a write was discarded). */
+  attempts?: number;
   databaseBytes: number | null;
   budgetBytes: number;
 }
@@ -64,6 +76,12 @@ export interface DumpStats {
   statements: number;
   snapshot: SnapshotInfo;
 }
+
+/**
+ * Tables whose schema is dumped but never their rows: operational state that describes the run
+ * making the backup (the lock it holds), not the portal. A restored database starts unlocked.
+ */
+export const SCHEMA_ONLY_TABLES: ReadonlySet<string> = new Set(["backup_lock"]);
 
 type Row = Record<string, string>;
 
@@ -78,15 +96,81 @@ const CHUNK_CHARS = 64 * 1024;
  */
 const SLICE_BYTES = 512 * 1024;
 
+// total_changes() counts every row any statement on D1's one SQLite connection changed (trigger
+// effects included) since that connection opened; reads never move it, so two equal values
+// bracket an interval in which nothing was committed. DDL does not count: the schema is compared.
+const CHANGES_SQL = "SELECT total_changes() AS d1b_changes";
+const SCHEMA_SQL =
+  "SELECT group_concat(d1b_entry, char(30)) AS d1b_schema FROM " +
+  "(SELECT type || char(31) || name || char(31) || tbl_name || char(31) || coalesce(sql, '') AS d1b_entry FROM sqlite_master ORDER BY rowid)";
+/**
+ * What `meta.served_by` says under wrangler/miniflare. Locally, workerd writes a simulated D1
+ * bookmark into _cf_METADATA on every commit (workerd src/workerd/io/sqlite-metadata.h: "not used
+ * in production"), so there every request, reads included, moves total_changes() by exactly one.
+ */
+const LOCAL_SERVED_BY = "miniflare.db";
+
+/** The schema as sqlite_master holds it, to prove no DDL ran between two points of a run. */
+export async function readSchemaFingerprint(db: D1Database): Promise<string> {
+  try {
+    return (await db.prepare(SCHEMA_SQL).first<{ d1b_schema: string | null }>())?.d1b_schema ?? "";
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading the schema fingerprint failed", e);
+  }
+}
+
+/** An attempt saw the database change; the run discards it and may try again. */
+function changedError(reason: string): BackupError {
+  return new BackupError("DATABASE_BUSY", `the database changed while it was being read: ${reason}`, { details: { reason } });
+}
+
+/**
+ * Collects total_changes() from every paged read of one attempt. Without foreign commits the
+ * values are all equal (production) or consecutive, one per request (local, see LOCAL_SERVED_BY);
+ * anything else means another caller committed between two of our reads.
+ */
+class WriteWatch {
+  reads = 0;
+  private perRequest: 0 | 1 | null = null;
+  private readonly values = new Set<number>();
+  private min = Infinity;
+  private max = -Infinity;
+
+  observe(result: D1Result<{ d1b_changes: number }>): void {
+    const value = result.results[0]?.d1b_changes;
+    if (typeof value !== "number") throw new BackupError("INTERNAL", "total_changes() returned no number");
+    this.perRequest ??= (result.meta as { served_by?: string }).served_by === LOCAL_SERVED_BY ? 1 : 0;
+    this.reads++;
+    if (this.values.has(value) && this.perRequest === 1) throw changedError("two reads saw the same local commit counter");
+    this.values.add(value);
+    this.min = Math.min(this.min, value);
+    this.max = Math.max(this.max, value);
+    // Fail fast (a page or two may still be in flight, hence the slack); verify() is exact.
+    if (this.max - this.min > this.perRequest * (this.reads + 1)) throw changedError(this.describe());
+  }
+
+  verify(): void {
+    if (this.max - this.min !== (this.perRequest ?? 0) * (this.reads - 1)) throw changedError(this.describe());
+  }
+
+  private describe(): string {
+    const foreign = this.max - this.min - (this.perRequest ?? 0) * (this.reads - 1);
+    return `total_changes() moved by ${this.max - this.min} over ${this.reads} reads (${foreign} not ours)`;
+  }
+}
+
 export async function* dumpDatabase(
   db: D1Database,
   schema: SchemaInfo,
   options: DumpOptions,
   stats: DumpStats,
+  /** sqlite_master as it was before `schema` was read; read here when not given. */
+  schemaFingerprint?: string,
 ): AsyncGenerator<string> {
   if (options.maxStatementBytes < 1024 || options.maxStatementBytes > D1_MAX_STATEMENT_BYTES) {
     throw new RangeError(`maxStatementBytes must be between 1024 and ${D1_MAX_STATEMENT_BYTES}`);
   }
+  const fingerprint = schemaFingerprint ?? (await readSchemaFingerprint(db));
   let out: string[] = [];
   let outChars = 0;
   const emit = (statement: string) => {
@@ -101,6 +185,9 @@ export async function* dumpDatabase(
     outChars = 0;
     return chunk;
   };
+  const schemaUnchanged = (now: string | null | undefined) => {
+    if ((now ?? "") !== fingerprint) throw changedError("the schema changed (sqlite_master differs)");
+  };
 
   // Random, and no table or other object of the database has it (see stagingTableName).
   const staging = stagingTableName([...schema.tables.map((t) => t.name), ...schema.objects.map((o) => o.name)]);
@@ -112,9 +199,9 @@ export async function* dumpDatabase(
     for (let row of rows) {
       // Text that is not valid UTF-8 reaches JS with U+FFFD in place of its bytes: read the row
       // again with every non-ASCII byte in hex (the rare real U+FFFD just goes out as hex too).
-      if (row[TUPLE_ALIAS].includes("\uFFFD")) row = await readRow(db, t, q.asciiRow(rowWhere(t, q.keyCount, row)));
+      if (row[TUPLE_ALIAS].includes("\uFFFD")) row = await readRow(db, watch, t, q.asciiRow(rowWhere(t, q.keyCount, row)));
       if (!row[LARGE_ALIAS]) writer.add(row[TUPLE_ALIAS]);
-      else yield* writeLargeRow(db, t, rowWhere(t, q.keyCount, row), row, writer, drain);
+      else yield* writeLargeRow(db, watch, t, rowWhere(t, q.keyCount, row), row, writer, drain);
       const chunk = drain();
       if (chunk) yield chunk;
     }
@@ -132,74 +219,59 @@ export async function* dumpDatabase(
 
   const databaseBytes = await databaseSize(db);
   const atomic = databaseBytes !== null && databaseBytes <= options.snapshotBudgetBytes;
-  stats.snapshot = { mode: atomic ? "atomic" : "paged", atomic, databaseBytes, budgetBytes: options.snapshotBudgetBytes };
+  stats.snapshot = {
+    mode: atomic ? "atomic" : "paged",
+    atomic: false, // set once the dump has proven itself one state
+    consistency: atomic ? "single-batch" : "total_changes",
+    databaseBytes,
+    budgetBytes: options.snapshotBudgetBytes,
+  };
 
+  // Every read of rows from here to the last one carries total_changes() (see WriteWatch).
+  const watch = new WriteWatch();
+  const dataTables = schema.tables.filter((t) => !SCHEMA_ONLY_TABLES.has(t.name));
   const sequenceSql = schema.tables.some((t) => t.autoincrement)
     ? `SELECT quote(name) AS ${keyAlias(0)}, quote(seq) AS ${colAlias(0)} FROM sqlite_sequence ORDER BY name`
     : null;
   let sequences: Row[] = [];
 
   if (atomic) {
-    // One batch runs as one transaction in D1: every table is read from the same state.
-    const stmts = schema.tables.map((t) => db.prepare(rowQuery(t).sql(null, null)));
+    // One batch runs as one transaction in D1: every table is read from the same state, and the
+    // schema read with it proves `schema` (read before) still describes that state.
+    const stmts = dataTables.map((t) => db.prepare(rowQuery(t).sql(null, null)));
     if (sequenceSql) stmts.push(db.prepare(sequenceSql));
-    let results: D1Result<Row>[];
-    try {
-      results = await db.batch<Row>(stmts);
-    } catch (e) {
-      throw wrapBindingError("DATABASE_ERROR", "reading the database snapshot failed", e);
-    }
-    for (const [i, t] of schema.tables.entries()) {
+    stmts.push(db.prepare(SCHEMA_SQL));
+    // The counter too: reads after this batch (large cells, FTS5 indexes) are checked against it.
+    const results = await watchedBatch(db, watch, stmts, "reading the database snapshot failed");
+    schemaUnchanged(results[results.length - 1].results[0]?.d1b_schema);
+    let next = 0;
+    for (const t of schema.tables) {
       const writer = newWriter(t);
-      yield* writeRows(t, results[i].results, writer);
+      if (!SCHEMA_ONLY_TABLES.has(t.name)) {
+        yield* writeRows(t, results[next].results, writer);
+        results[next++] = undefined as unknown as D1Result<Row>; // let the table's rows be collected
+      }
       writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
-      results[i] = undefined as unknown as D1Result<Row>; // let the table's rows be collected
       const chunk = drain();
       if (chunk) yield chunk;
     }
-    if (sequenceSql) sequences = results[schema.tables.length].results;
+    if (sequenceSql) sequences = results[next].results;
   } else {
+    const pages = pageReader(db, dataTables, options.pageBytes, watch);
     for (const t of schema.tables) {
       const writer = newWriter(t);
-      const q = rowQuery(t);
-      const fetchPage = async (after: string[] | null, limit: number): Promise<Row[]> => {
-        try {
-          return (await db.prepare(q.sql(after, limit)).all<Row>()).results;
-        } catch (e) {
-          throw wrapBindingError("DATABASE_ERROR", `reading table "${t.name}" failed`, e);
+      if (!SCHEMA_ONLY_TABLES.has(t.name)) {
+        for (;;) {
+          const page = await pages.next();
+          yield* writeRows(t, page.rows, writer);
+          if (page.last) break;
         }
-      };
-      let limit = FIRST_PAGE_ROWS;
-      let pending: Promise<Row[]> | null = fetchPage(null, limit);
-      while (pending) {
-        const page: Row[] = await pending;
-        pending = null;
-        if (page.length === limit) {
-          // Size pages by bytes, not rows, so wide rows do not blow the memory bound.
-          let chars = 0;
-          for (const row of page) chars += row[TUPLE_ALIAS].length;
-          limit = Math.min(MAX_PAGE_ROWS, Math.max(MIN_PAGE_ROWS, Math.floor(options.pageBytes / Math.max(1, chars / page.length))));
-          const last = page[page.length - 1];
-          // Ask D1 for the next page before formatting this one: the query runs while we work.
-          pending = fetchPage(
-            Array.from({ length: q.keyCount }, (_, i) => last[keyAlias(i)]),
-            limit,
-          );
-          pending.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
-        }
-        yield* writeRows(t, page, writer);
       }
       writer.flush();
       stats.tables.push({ name: t.name, rows: writer.rows });
     }
-    if (sequenceSql) {
-      try {
-        sequences = (await db.prepare(sequenceSql).all<Row>()).results;
-      } catch (e) {
-        throw wrapBindingError("DATABASE_ERROR", "reading sqlite_sequence failed", e);
-      }
-    }
+    if (sequenceSql) sequences = (await watchedBatch(db, watch, [db.prepare(sequenceSql)], "reading sqlite_sequence failed"))[0].results;
   }
 
   // Inserting rows already advanced sqlite_sequence to the highest key; set the recorded value,
@@ -220,11 +292,11 @@ export async function* dumpDatabase(
     const name = quoteIdent(f.table.name);
     if (f.table.kind === "external") {
       emit(`INSERT INTO ${name}(${name}) VALUES ('rebuild');\n`);
-      stats.tables.push({ name: f.table.name, rows: await countRows(db, f.table.name) });
+      stats.tables.push({ name: f.table.name, rows: await countRows(db, watch, f.table.name) });
       continue;
     }
     let rows = 0;
-    for await (const tuples of contentlessPages(db, f.table)) {
+    for await (const tuples of contentlessPages(db, watch, f.table)) {
       rows += tuples.length;
       writeWhole(f.table, tuples, options.maxStatementBytes, emit);
       const chunk = drain();
@@ -240,8 +312,80 @@ export async function* dumpDatabase(
     emit("DELETE FROM sqlite_stat1;\n");
     writeWhole({ name: "sqlite_stat1", columns: ["tbl", "idx", "stat"] }, schema.stat1, options.maxStatementBytes, emit, "");
   }
+
+  // The last read closes the window: the counter says no write committed since the first read of
+  // rows, sqlite_master that no DDL ran since the schema was read. One batch alone needs neither.
+  if (!atomic || watch.reads > 1) {
+    const [last] = await watchedBatch(db, watch, [db.prepare(SCHEMA_SQL)], "reading the schema at the end failed");
+    watch.verify();
+    schemaUnchanged(last.results[0]?.d1b_schema);
+    stats.snapshot.consistency = "total_changes";
+    stats.snapshot.reads = watch.reads;
+  }
+  stats.snapshot.atomic = true;
   out.push(`${DUMP_END_MARKER}\n`);
   yield out.join("");
+}
+
+/** One read inside the snapshot window: the statements plus total_changes(), in one transaction. */
+async function watchedBatch(db: D1Database, watch: WriteWatch, stmts: D1PreparedStatement[], what: string): Promise<D1Result<Row>[]> {
+  let results: D1Result<Row>[];
+  try {
+    results = await db.batch<Row>([...stmts, db.prepare(CHANGES_SQL)]);
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", what, e);
+  }
+  watch.observe(results.pop() as unknown as D1Result<{ d1b_changes: number }>);
+  return results;
+}
+
+interface Page {
+  rows: Row[];
+  /** The table's last page. */
+  last: boolean;
+}
+
+/**
+ * Keyset-paged reads of every table in turn, each page read in one batch with total_changes().
+ * The next read (of this table, or the first page of the next) is always requested before the
+ * caller formats the current page, so D1 works while we do.
+ */
+function pageReader(db: D1Database, tables: TableInfo[], pageBytes: number, watch: WriteWatch): { next(): Promise<Page> } {
+  interface Request {
+    table: number;
+    limit: number;
+    rows: Promise<Row[]>;
+  }
+  const queries = tables.map(rowQuery);
+  const request = (table: number, after: string[] | null, limit: number): Request => {
+    const t = tables[table];
+    const rows = (async () => {
+      const [page] = await watchedBatch(db, watch, [db.prepare(queries[table].sql(after, limit))], `reading table "${t.name}" failed`);
+      return page.results;
+    })();
+    rows.catch(() => {}); // surfaced when awaited; avoid an unhandled rejection meanwhile
+    return { table, limit, rows };
+  };
+  let pending: Request | null = tables.length > 0 ? request(0, null, FIRST_PAGE_ROWS) : null;
+  return {
+    async next(): Promise<Page> {
+      if (!pending) throw new BackupError("INTERNAL", "read past the last page");
+      const current = pending;
+      const rows = await current.rows;
+      const last = rows.length < current.limit;
+      if (!last) {
+        // Size pages by bytes, not rows, so wide rows do not blow the memory bound.
+        let chars = 0;
+        for (const row of rows) chars += row[TUPLE_ALIAS].length;
+        const limit = Math.min(MAX_PAGE_ROWS, Math.max(MIN_PAGE_ROWS, Math.floor(pageBytes / Math.max(1, chars / rows.length))));
+        const key = rows[rows.length - 1];
+        pending = request(current.table, Array.from({ length: queries[current.table].keyCount }, (_, i) => key[keyAlias(i)]), limit);
+      } else {
+        pending = current.table + 1 < tables.length ? request(current.table + 1, null, FIRST_PAGE_ROWS) : null;
+      }
+      return { rows, last };
+    },
+  };
 }
 
 async function databaseSize(db: D1Database): Promise<number | null> {
@@ -269,19 +413,17 @@ function rowWhere(table: TableInfo, keyCount: number, row: Row): string {
   return where;
 }
 
-async function readRow(db: D1Database, table: TableInfo, sql: string): Promise<Row> {
-  let row: Row | null;
-  try {
-    row = await db.prepare(sql).first<Row>();
-  } catch (e) {
-    throw wrapBindingError("DATABASE_ERROR", `reading a row of table "${table.name}" again failed`, e);
-  }
+/** Reads go through watchedBatch, so the write watch sees them like every other read of the attempt. */
+async function readRow(db: D1Database, watch: WriteWatch, table: TableInfo, sql: string): Promise<Row> {
+  const [r] = await watchedBatch(db, watch, [db.prepare(sql)], `reading a row of table "${table.name}" again failed`);
+  const row = r.results[0];
   if (!row) throw changedWhileRead(table);
   return row;
 }
 
+/** A value that changed between its reads: the attempt is discarded and retried like any write. */
 function changedWhileRead(table: TableInfo): BackupError {
-  return new BackupError("DATABASE_ERROR", `a row of table "${table.name}" changed while it was being read; run the backup again`);
+  return changedError(`a row of table "${table.name}" changed while it was being read`);
 }
 
 /**
@@ -291,6 +433,7 @@ function changedWhileRead(table: TableInfo): BackupError {
  */
 async function* writeLargeRow(
   db: D1Database,
+  watch: WriteWatch,
   table: TableInfo,
   where: string,
   row: Row,
@@ -303,19 +446,17 @@ async function* writeLargeRow(
   const staged = writer.stage(cells);
   for (const c of large) {
     const sql = cellSliceQuery(table, c.index, where);
-    const slice = (offset: number) => {
-      const p = db.prepare(sql).bind(offset + 1, SLICE_BYTES).first<{ h: string; t: string; n: number }>();
+    type Slice = { h: string; t: string; n: number } | undefined;
+    const slice = (offset: number): Promise<Slice> => {
+      const stmt = db.prepare(sql).bind(offset + 1, SLICE_BYTES);
+      const what = `reading a large value of table "${table.name}" failed`;
+      const p = watchedBatch(db, watch, [stmt], what).then(([res]) => res.results[0] as unknown as Slice);
       p.catch(() => {}); // surfaced when awaited
       return p;
     };
     let next = slice(0);
     for (let offset = 0; offset < c.bytes; offset += SLICE_BYTES) {
-      let r: { h: string; t: string; n: number } | null;
-      try {
-        r = await next;
-      } catch (e) {
-        throw wrapBindingError("DATABASE_ERROR", `reading a large value of table "${table.name}" failed`, e);
-      }
+      const r = await next;
       if (offset + SLICE_BYTES < c.bytes) next = slice(offset + SLICE_BYTES);
       // Same type and size as the row's first read, or the value changed in between.
       if (!r || r.t !== c.type || r.n !== c.bytes) throw changedWhileRead(table);
@@ -331,12 +472,9 @@ function randomHex(bytes: number): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function countRows(db: D1Database, table: string): Promise<number> {
-  try {
-    return (await db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table)}`).first<{ n: number }>())?.n ?? 0;
-  } catch (e) {
-    throw wrapBindingError("DATABASE_ERROR", `counting table "${table}" failed`, e);
-  }
+async function countRows(db: D1Database, watch: WriteWatch, table: string): Promise<number> {
+  const [r] = await watchedBatch(db, watch, [db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(table)}`)], `counting table "${table}" failed`);
+  return Number((r.results[0] as unknown as { n: number } | undefined)?.n ?? 0);
 }
 
 /**
@@ -388,23 +526,24 @@ const CONTENTLESS_PAGE_DOCS = 500;
  * temp schema), so each page is one batch - create, read, drop - which D1 runs as one
  * transaction: the vocabulary table is never seen outside it, and is gone if any step fails.
  */
-async function* contentlessPages(db: D1Database, table: Fts5Table): AsyncGenerator<string[]> {
+async function* contentlessPages(db: D1Database, watch: WriteWatch, table: Fts5Table): AsyncGenerator<string[]> {
   const vocab = quoteIdent(`d1b_vocab_${randomHex(8)}`);
   const fts = quoteIdent(table.name);
   let after = "NULL";
   for (;;) {
     const page = `SELECT rowid FROM ${fts} WHERE ${after} IS NULL OR rowid > ${after} ORDER BY rowid LIMIT ${CONTENTLESS_PAGE_DOCS}`;
-    let results: D1Result<Record<string, string | number | null>>[];
-    try {
-      results = await db.batch<Record<string, string | number | null>>([
+    // Inside the snapshot window like every read of rows (the DDL here is undone within the batch).
+    const results = (await watchedBatch(
+      db,
+      watch,
+      [
         db.prepare(`CREATE VIRTUAL TABLE ${vocab} USING fts5vocab(${quoteText(table.name)}, 'instance')`),
         db.prepare(`SELECT quote(rowid) AS doc FROM (${page})`),
         db.prepare(`SELECT quote(doc) AS doc, col, "offset", term FROM ${vocab} WHERE doc IN (${page}) ORDER BY doc, col, "offset"`),
         db.prepare(`DROP TABLE ${vocab}`),
-      ]);
-    } catch (e) {
-      throw wrapBindingError("DATABASE_ERROR", `reading the index of contentless FTS5 table "${table.name}" failed`, e);
-    }
+      ],
+      `reading the index of contentless FTS5 table "${table.name}" failed`,
+    )) as unknown as D1Result<Record<string, string | number | null>>[];
     const docs = results[1].results.map((r) => String(r.doc));
     if (docs.length === 0) return;
     const byDoc = new Map<string, Fts5Instance[]>(docs.map((d) => [d, []]));

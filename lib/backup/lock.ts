@@ -3,11 +3,8 @@
 // It carries an expiry instead of relying on release: a run killed mid-way (Worker evicted, CPU
 // limit, deploy) never reaches its `finally`, and its lock must not block every later run.
 //
-// The dump includes backup_lock like any other table, and since backups run under this lock the
-// dump holds the running backup's own row. That is harmless: the row expires `ttlMs` after the
-// backup started, so in a database restored later than that it is already expired and the next
-// run takes it over. Restored sooner (within the TTL of the original run), it blocks runs only
-// until its expires_at, which the BACKUP_IN_PROGRESS error names.
+// The dump keeps backup_lock's schema but never its rows (SCHEMA_ONLY_TABLES in dump.ts): the
+// row is the running backup's own lock, and a restored database must start unlocked.
 import { BackupError, errorMessage, wrapBindingError } from "../errors";
 
 export const BACKUP_LOCK_NAME = "backup";

@@ -40,7 +40,12 @@ export const manifestSchema = z.object({
   totalRows: z.number().int().nonnegative(),
   snapshot: z.object({
     mode: z.enum(["atomic", "paged"]),
+    /** The dump is one state of the database (false only in manifests from before paged dumps were checked). */
     atomic: z.boolean(),
+    // Optional: manifests written before consistency was recorded lack them and still parse.
+    consistency: z.enum(["single-batch", "total_changes"]).optional(),
+    reads: z.number().int().nonnegative().optional(),
+    attempts: z.number().int().positive().optional(),
     databaseBytes: z.number().nullable(),
     budgetBytes: z.number(),
   }),

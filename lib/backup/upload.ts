@@ -58,12 +58,21 @@ export async function uploadGzip(
   let size = 0;
   let buf = new Uint8Array(partSize);
   let fill = 0;
+  // One part uploads while the next is read, formatted and compressed (at most two parts in memory):
+  // R2's write latency overlaps the work instead of stalling it.
+  let inFlight: Promise<void> | null = null;
   const sendPart = async (bytes: Uint8Array) => {
-    try {
-      parts.push(await upload.uploadPart(parts.length + 1, bytes));
-    } catch (e) {
-      throw wrapBindingError("STORAGE_ERROR", `uploading part ${parts.length + 1} failed`, e);
-    }
+    if (inFlight) await inFlight;
+    const n = parts.length + 1;
+    inFlight = upload.uploadPart(n, bytes).then(
+      (part) => {
+        parts.push(part);
+      },
+      (e) => {
+        throw wrapBindingError("STORAGE_ERROR", `uploading part ${n} failed`, e);
+      },
+    );
+    inFlight.catch(() => {}); // surfaced by the next await of it
   };
   try {
     for (;;) {
@@ -83,7 +92,8 @@ export async function uploadGzip(
         }
       }
     }
-    if (fill > 0 || parts.length === 0) await sendPart(buf.slice(0, fill));
+    if (fill > 0 || parts.length + (inFlight ? 1 : 0) === 0) await sendPart(buf.slice(0, fill));
+    await inFlight;
     try {
       await upload.complete(parts);
     } catch (e) {
@@ -154,8 +164,16 @@ export async function copyWithMetadata(
   }
   try {
     const parts: R2UploadedPart[] = [];
-    for (let offset = 0; offset < expected.size; offset += partSize) {
-      const bytes = await readRange(offset, Math.min(partSize, expected.size - offset));
+    const range = (offset: number) => {
+      const read = readRange(offset, Math.min(partSize, expected.size - offset));
+      read.catch(() => {}); // surfaced when awaited
+      return read;
+    };
+    // The next range is read while this one uploads; ranges are hashed in order (readRange awaits in turn).
+    let next: Promise<Uint8Array> | null = range(0);
+    for (let offset = 0; next; offset += partSize) {
+      const bytes: Uint8Array = await next;
+      next = offset + partSize < expected.size ? range(offset + partSize) : null;
       try {
         parts.push(await upload.uploadPart(parts.length + 1, bytes));
       } catch (e) {

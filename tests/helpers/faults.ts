@@ -58,13 +58,17 @@ export const manifestPutFails = (real: R2Bucket): R2Bucket =>
 /** A D1 binding whose reads of one table fail (both paged reads and snapshot batches). */
 export function faultyDb(real: D1Database, failOn: RegExp, message: string): D1Database {
   const fail = () => Promise.reject(new Error(message));
+  const faulty = new WeakSet<object>();
   return {
     prepare: (sql: string) => {
       const stmt = real.prepare(sql);
       if (!failOn.test(sql)) return stmt;
-      return { ...stmt, bind: () => ({ all: fail, run: fail, raw: fail, first: fail }), all: fail, run: fail, raw: fail, first: fail } as unknown as D1PreparedStatement;
+      const bad = { ...stmt, bind: () => ({ all: fail, run: fail, raw: fail, first: fail }), all: fail, run: fail, raw: fail, first: fail };
+      faulty.add(bad);
+      return bad as unknown as D1PreparedStatement;
     },
-    batch: (stmts: D1PreparedStatement[]) => real.batch(stmts),
+    // A batch holding a failing statement fails whole, as D1 rolls back the whole batch.
+    batch: (stmts: D1PreparedStatement[]) => (stmts.some((s) => faulty.has(s)) ? fail() : real.batch(stmts)),
     exec: (sql: string) => real.exec(sql),
     dump: () => real.dump(),
     withSession: (...a: unknown[]) => (real as unknown as { withSession: (...x: unknown[]) => unknown }).withSession(...a),

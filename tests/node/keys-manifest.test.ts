@@ -60,3 +60,31 @@ describe("manifest validation", () => {
     expect(() => parseManifest(JSON.stringify({ format: MANIFEST_FORMAT, formatVersion: 1 }), "m.json")).toThrow(/m\.json is malformed at/);
   });
 });
+
+describe("manifest snapshot record", () => {
+  // A manifest as written before consistency was recorded: restore tools must keep reading it.
+  const old = {
+    format: MANIFEST_FORMAT,
+    formatVersion: 1,
+    name: "database-2026-11-24-02-00-00",
+    createdAt: "2026-11-24T02:00:00.000Z",
+    completedAt: "2026-11-24T02:00:01.000Z",
+    durationMs: 1000,
+    trigger: "scheduled",
+    object: { key: "backups/database-2026-11-24-02-00-00.sql.gz", size: 10, sha256: "a".repeat(64), contentEncoding: "gzip" },
+    sql: { size: 20, sha256: "b".repeat(64), statements: 3, dumpFormatVersion: 1 },
+    schema: { latestMigration: "0002_backup_lock.sql", migrationsApplied: 2, tables: 1, indexes: 0, triggers: 0, views: 0 },
+    tables: [{ name: "clients", rows: 1 }],
+    totalRows: 1,
+    snapshot: { mode: "paged", atomic: false, databaseBytes: 9_000_000, budgetBytes: 8_388_608 },
+  };
+
+  it("parses manifests without the consistency fields, and with them", () => {
+    expect(parseManifest(JSON.stringify(old)).snapshot).toEqual(old.snapshot);
+    const now = { ...old, snapshot: { ...old.snapshot, atomic: true, consistency: "total_changes", reads: 40, attempts: 2 } };
+    expect(parseManifest(JSON.stringify(now)).snapshot).toEqual(now.snapshot);
+    expect(() => parseManifest(JSON.stringify({ ...old, snapshot: { ...old.snapshot, consistency: "hope" } }), "m.json")).toThrow(
+      /m\.json is malformed at snapshot\.consistency/,
+    );
+  });
+});
