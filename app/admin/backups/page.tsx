@@ -297,6 +297,13 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
         <BackupNowButton running={data.running ? { startedAt: data.running.startedAt, owner: data.running.owner } : null} />
         <CleanupButton />
       </section>
+      {data.interrupted && (
+        <p role="status" data-testid="backup-interrupted">
+          Interrupted: the {data.interrupted.op ?? "backup"} run of {data.interrupted.owner} started {utc(data.interrupted.startedAt)} stopped
+          without finishing{data.interrupted.name ? ` (writing ${data.interrupted.name})` : ""}. The next backup or cleanup logs it as failed and
+          removes what it left.
+        </p>
+      )}
 
       <section style={section}>
         <h2>Backup size, last 30 days</h2>
