@@ -95,6 +95,8 @@ export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promi
     });
   } catch (e) {
     const error = isBackupError(e) ? e : new BackupError("INTERNAL", `scheduled backup failed: ${errorMessage(e)}`, { cause: e });
+    // A duplicate trigger in the same second: the first made tonight's backup (see backup.ts).
+    if (error.code === "BACKUP_EXISTS") throw error;
     await tryLogActivity(db, {
       action: "scheduled_backup_failed",
       entityId: backup?.summary.key ?? null,

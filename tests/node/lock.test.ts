@@ -321,7 +321,7 @@ describe("the lease: renewed while alive, recovered when dead", () => {
   });
 });
 
-describe("clock", () => {
+describe("clock and same-second duplicates", () => {
   it("refuses to run when this clock is 10 minutes off the database's, naming both times", async () => {
     const skewed = () => new Date(Date.now() + 10 * 60_000);
     const err = await runBackup({ db, bucket, now: nextTime(), trigger: "manual", clock: skewed }).catch((e) => e);
@@ -337,6 +337,16 @@ describe("clock", () => {
     const nightly = await runScheduledBackup({ db, bucket, now: nextTime(), clock: skewed }).catch((e) => e);
     expect(nightly.code).toBe("CLOCK_SKEW");
     expect((await activity("scheduled_backup_failed"))[0].details).toMatchObject({ code: "CLOCK_SKEW" });
+  });
+
+  it("a second backup in the same second is a 409 BACKUP_EXISTS, not a failure", async () => {
+    const now = nextTime();
+    await runBackup({ db, bucket, now, trigger: "manual", actor: "user_a" });
+    const err = await runBackup({ db, bucket, now, trigger: "manual", actor: "user_a" }).catch((e) => e);
+    expect(err.code).toBe("BACKUP_EXISTS");
+    expect(err.status).toBe(409);
+    expect(await activity("database_backup_failed")).toEqual([]);
+    expect(await lockRows()).toEqual([]);
   });
 });
 
