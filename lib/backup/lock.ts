@@ -1,7 +1,7 @@
 // One backup or cleanup run at a time. Pages routes, the cron Worker and the CLIs share nothing but
 // D1, so the lock is a row in D1 (migrations/0002_backup_lock.sql, 0003_backup_lease.sql) taken
 // with one atomic upsert. It is a lease: a short expiry that the running run keeps pushing forward
-// (a timer, plus a renewal between upload parts), so a run killed mid-way (Worker evicted, CPU
+// (between queries and upload parts, interrupted.ts, plus a timer), so a run killed mid-way (Worker evicted, CPU
 // limit, SIGKILL, deploy) stops holding it within one TTL and never blocks the next run for long.
 // The row also records what the run has in flight (`state`: its backup name and open multipart
 // uploads), so the run that takes over an expired lease can log and clean up after the dead one
@@ -293,8 +293,8 @@ export class Lease {
 
 /**
  * Runs `fn` under the lease: takes it (refusing with BACKUP_IN_PROGRESS while another run's lease
- * is live), renews it on a timer until `fn` settles, and releases it. A timer works the same in
- * workerd (within the request or scheduled event that awaits `fn`) and in Node.
+ * is live), renews it on a timer until `fn` settles, and releases it. The timer covers waits that
+ * touch neither binding; a busy run is renewed by its own queries and parts (leasedDb/leasedBucket).
  */
 export async function withBackupLock<T>(opts: BackupLockOptions, fn: (lease: Lease) => Promise<T>): Promise<T> {
   const ttlMs = opts.ttlMs ?? DEFAULT_LOCK_TTL_MS;

@@ -4,7 +4,7 @@
 import { tryLogActivity } from "./activity";
 import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup";
 import { BackupError, errorMessage, isBackupError } from "../errors";
-import { leasedBucket, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
+import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
 import { backupNameFor } from "./keys";
 import { checkClock, withBackupLock, type LeaseOperation } from "./lock";
 import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
@@ -28,7 +28,7 @@ function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
  */
 async function underLease<T>(
   opts: Bindings & { owner: string; op: LeaseOperation; name?: string },
-  fn: (bucket: R2Bucket, warnings: string[]) => Promise<T>,
+  fn: (bucket: R2Bucket, db: D1Database, warnings: string[]) => Promise<T>,
 ): Promise<T> {
   await checkClock(opts.db, opts.clock);
   return withBackupLock(
@@ -36,7 +36,7 @@ async function underLease<T>(
     async (lease) => {
       const warnings: string[] = [];
       if (lease.tookOver) warnings.push(describeRecovery(await recoverInterruptedRun(opts.db, opts.bucket, lease.tookOver)));
-      return fn(leasedBucket(opts.bucket, lease), warnings);
+      return fn(leasedBucket(opts.bucket, lease), leasedDb(opts.db, lease), warnings);
     },
   );
 }
@@ -56,8 +56,8 @@ export async function runBackup(
   opts: Bindings & { now?: Date; actor?: string | null; trigger: BackupTrigger },
 ): Promise<BackupResult> {
   const now = opts.now ?? new Date();
-  return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, warnings) => {
-    const result = await backupDatabase({ db: opts.db, bucket, now, actor: opts.actor, trigger: opts.trigger });
+  return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings) => {
+    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger });
     result.summary.warnings.unshift(...warnings);
     return result;
   });
@@ -70,11 +70,10 @@ export interface ScheduledRunResult {
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
 export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promise<ScheduledRunResult> {
-  const { db } = opts;
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
-    return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, warnings) => {
+    return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings) => {
       backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null });
       backup.summary.warnings.unshift(...warnings);
       const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
@@ -94,6 +93,7 @@ export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promi
       return { backup, cleanup };
     });
   } catch (e) {
+    const { db } = opts;
     const error = isBackupError(e) ? e : new BackupError("INTERNAL", `scheduled backup failed: ${errorMessage(e)}`, { cause: e });
     // A duplicate trigger in the same second: the first made tonight's backup (see backup.ts).
     if (error.code === "BACKUP_EXISTS") throw error;
@@ -130,7 +130,7 @@ export async function runCleanup(
   // a backup runs. The running backup's parts are too young to be listed for deletion; once it
   // completes, a real run may delete one more old backup than the preview showed.
   if (opts.dryRun) return cleanup(opts.bucket, true);
-  return underLease({ ...opts, owner: lockOwner(trigger, opts.actor), op: "cleanup" }, async (bucket, warnings) => {
+  return underLease({ ...opts, owner: lockOwner(trigger, opts.actor), op: "cleanup" }, async (bucket, _db, warnings) => {
     const result = await cleanup(bucket, false);
     result.warnings.unshift(...warnings);
     return result;
