@@ -11,6 +11,8 @@ import { ownerLabel, type ExpiredLease, type Lease } from "./lock";
  * The bucket as a leased run sees it: every write first checks the lease is still held (a run
  * whose lease was taken over must not write beside the new holder), uploads are recorded in the
  * lease row while open, and each part renews the lease if due. Reads pass straight through.
+ * `return await`, not `return`: workerd reports a rejection as unhandled in the tick before a
+ * returned promise is adopted.
  */
 export function leasedBucket(bucket: R2Bucket, lease: Lease): R2Bucket {
   const guard = async () => {
@@ -23,7 +25,7 @@ export function leasedBucket(bucket: R2Bucket, lease: Lease): R2Bucket {
     uploadId: u.uploadId,
     uploadPart: async (n, value, options) => {
       await guard();
-      return u.uploadPart(n, value, options);
+      return await u.uploadPart(n, value, options);
     },
     complete: async (parts) => {
       await guard();
@@ -42,11 +44,11 @@ export function leasedBucket(bucket: R2Bucket, lease: Lease): R2Bucket {
     list: (options) => bucket.list(options),
     put: (async (key: string, value: Parameters<R2Bucket["put"]>[1], options?: R2PutOptions) => {
       await guard();
-      return bucket.put(key, value, options);
+      return await bucket.put(key, value, options);
     }) as R2Bucket["put"],
     delete: async (keys) => {
       await guard();
-      return bucket.delete(keys);
+      return await bucket.delete(keys);
     },
     createMultipartUpload: async (key, options) => {
       await guard();
