@@ -65,13 +65,17 @@ export interface HeldLock {
 
 // Inserts the row, or replaces it only when the current holder's lease has expired. RETURNING
 // yields a row exactly when this caller now holds the lock; the decision is one statement, so two
-// callers can never both win. The SELECT before it runs in the same batch (one transaction), so
-// it is exactly the row the upsert replaced.
-const ACQUIRE_SQL = `INSERT INTO backup_lock (name, owner, started_at, expires_at, state) VALUES (?1, ?2, ?3, ?4, ?5)
+// callers can never both win. Nothing is written when the caller's clock (?3) is more than ?6 ms
+// off D1's. The SELECTs before it run in the same batch (one transaction): the first reads D1's
+// clock, the second exactly the row the upsert replaced. One round trip, as the plain lock had:
+// a request that reached the lock a step later lost races it used to win (API concurrent POSTs).
+const ACQUIRE_SQL = `INSERT INTO backup_lock (name, owner, started_at, expires_at, state)
+SELECT ?1, ?2, ?3, ?4, ?5 WHERE abs(julianday('now') - julianday(?3)) * 86400000.0 <= ?6
 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, started_at = excluded.started_at, expires_at = excluded.expires_at, state = excluded.state
 WHERE backup_lock.expires_at <= excluded.started_at
 RETURNING owner`;
 const SELECT_SQL = "SELECT owner, started_at, expires_at, state FROM backup_lock WHERE name = ?1";
+const DB_CLOCK_SQL = "SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS t";
 
 interface LockRow {
   owner: string;
@@ -117,22 +121,15 @@ function parseState(text: string | null): LeaseState | null {
  * times from a wrong clock would let runs overlap or block, and the backup would be named for the
  * wrong time (a future name outranks every real backup).
  */
-export async function checkClock(db: D1Database, clock: () => Date = () => new Date()): Promise<void> {
-  let row: { t: string } | null;
-  try {
-    row = await db.prepare("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now') AS t").first<{ t: string }>();
-  } catch (e) {
-    throw wrapBindingError("DATABASE_ERROR", "reading the database clock failed", e);
-  }
-  const dbTime = Date.parse(row?.t ?? "");
-  const ours = clock().getTime();
-  if (Number.isNaN(dbTime) || Number.isNaN(ours)) throw new BackupError("INTERNAL", `unreadable clock: database ${row?.t}, ours ${ours}`);
-  if (Math.abs(ours - dbTime) > MAX_CLOCK_SKEW_MS) {
-    const ourIso = new Date(ours).toISOString();
+function assertClock(dbTimeText: string | undefined, ours: Date): void {
+  const dbTime = Date.parse(dbTimeText ?? "");
+  if (Number.isNaN(dbTime)) throw new BackupError("DATABASE_ERROR", `unreadable database clock: ${dbTimeText}`);
+  if (Math.abs(ours.getTime() - dbTime) > MAX_CLOCK_SKEW_MS) {
+    const ourIso = ours.toISOString();
     const dbIso = new Date(dbTime).toISOString();
     throw new BackupError(
       "CLOCK_SKEW",
-      `refusing to run: this clock says ${ourIso} but the database says ${dbIso} (${Math.round((ours - dbTime) / 1000)} s apart, limit ${MAX_CLOCK_SKEW_MS / 1000} s); fix the clock`,
+      `refusing to run: this clock says ${ourIso} but the database says ${dbIso} (${Math.round((ours.getTime() - dbTime) / 1000)} s apart, limit ${MAX_CLOCK_SKEW_MS / 1000} s); fix the clock`,
       { details: { clock: ourIso, databaseClock: dbIso } },
     );
   }
@@ -155,16 +152,20 @@ export async function acquireBackupLock(opts: BackupLockOptions): Promise<HeldLo
     const expiresAt = new Date(now.getTime() + ttlMs).toISOString();
     let before: LockRow | undefined;
     let won: { owner: string } | undefined;
+    let dbTime: string | undefined;
     try {
-      const [prior, upsert] = await opts.db.batch([
+      const [clockRow, prior, upsert] = await opts.db.batch([
+        opts.db.prepare(DB_CLOCK_SQL),
         opts.db.prepare(SELECT_SQL).bind(BACKUP_LOCK_NAME),
-        opts.db.prepare(ACQUIRE_SQL).bind(BACKUP_LOCK_NAME, owner, startedAt, expiresAt, JSON.stringify(state)),
+        opts.db.prepare(ACQUIRE_SQL).bind(BACKUP_LOCK_NAME, owner, startedAt, expiresAt, JSON.stringify(state), MAX_CLOCK_SKEW_MS),
       ]);
+      dbTime = (clockRow as D1Result<{ t: string }>).results[0]?.t;
       before = (prior as D1Result<LockRow>).results[0];
       won = (upsert as D1Result<{ owner: string }>).results[0];
     } catch (e) {
       throw lockDbError("taking the backup lock failed", e);
     }
+    if (won?.owner !== owner) assertClock(dbTime, now); // the SQL refused a skewed clock: say so
     if (won?.owner === owner) {
       const tookOver = before
         ? { owner: before.owner, startedAt: before.started_at, expiresAt: before.expires_at, state: parseState(before.state) }

@@ -6,7 +6,7 @@ import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup"
 import { BackupError, errorMessage, isBackupError } from "../errors";
 import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
 import { backupNameFor } from "./keys";
-import { checkClock, withBackupLock, type LeaseOperation } from "./lock";
+import { withBackupLock, type LeaseOperation } from "./lock";
 import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
 
 interface Bindings {
@@ -23,14 +23,14 @@ function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
 }
 
 /**
- * Checks the clock, takes the lease, cleans up after a dead predecessor, then runs `fn` with a
- * bucket that keeps the lease informed. The recovery report comes back as warning lines.
+ * Takes the lease (refused with CLOCK_SKEW when this clock is far off D1's), cleans up after a dead
+ * predecessor, then runs `fn` with bindings that keep the lease alive. The recovery report comes
+ * back as warning lines.
  */
 async function underLease<T>(
   opts: Bindings & { owner: string; op: LeaseOperation; name?: string },
   fn: (bucket: R2Bucket, db: D1Database, warnings: string[]) => Promise<T>,
 ): Promise<T> {
-  await checkClock(opts.db, opts.clock);
   return withBackupLock(
     { db: opts.db, owner: opts.owner, op: opts.op, name: opts.name, ttlMs: opts.leaseTtlMs, now: opts.clock },
     async (lease) => {
