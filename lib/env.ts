@@ -170,6 +170,19 @@ export function getCronConfig(): CronConfig {
   });
 }
 
+/** Seconds GET /api/health/backup answers from memory; PUBLIC_HEALTH_CACHE_SECONDS, 30 by default, 0 to 300. */
+export function getPublicHealthCacheMs(): number {
+  const env = requestEnv();
+  return once(env, "health-cache", () => {
+    const raw = stringSetting(env, "PUBLIC_HEALTH_CACHE_SECONDS");
+    if (raw === undefined || raw.trim() === "") return 30_000;
+    if (!/^\d{1,3}$/.test(raw.trim()) || Number(raw) > 300) {
+      throw new BackupError("CONFIG_ERROR", "PUBLIC_HEALTH_CACHE_SECONDS must be a whole number of seconds from 0 to 300");
+    }
+    return Number(raw) * 1000;
+  });
+}
+
 /**
  * ALERT_WEBHOOK_URL, parsed by the same parseAlertWebhook as the cron Worker's. Never throws: a
  * bad value must not stop a backup, only fail the run after it, naming the setting (runNightly).

@@ -10,10 +10,16 @@ export const ERROR_STATUS = {
   NOT_FOUND: 404,
   BACKUP_EXISTS: 409,
   BACKUP_IN_PROGRESS: 409,
+  // This run's lease expired without a renewal and another run may hold it now: it stopped itself.
+  LEASE_LOST: 409,
   TARGET_NOT_EMPTY: 409,
   UNSUPPORTED_SCHEMA: 422,
   INTEGRITY_ERROR: 422,
   CONFIG_ERROR: 500,
+  // This process's clock and D1's disagree by minutes: lease times and backup names would be wrong.
+  CLOCK_SKEW: 500,
+  // Logged, never thrown: a run that died holding its lease, found by the run that took it over.
+  INTERRUPTED: 500,
   DATABASE_ERROR: 502,
   // Writes never stopped long enough for a consistent read: try again later.
   DATABASE_BUSY: 503,

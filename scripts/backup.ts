@@ -10,6 +10,7 @@ async function main(): Promise<number> {
       list: { type: "boolean", default: false },
       latest: { type: "boolean", default: false },
       "persist-to": { type: "string" },
+      "lease-ttl": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
@@ -19,11 +20,18 @@ async function main(): Promise<number> {
         "usage: npm run backup [-- --persist-to DIR]            one backup; prints the API's JSON",
         "       npm run backup -- --list [--persist-to DIR]     complete backups (newest first) and leftovers",
         "       npm run -s backup -- --latest                   the newest complete backup's name, for scripts",
+        "       --lease-ttl SECONDS                             a shorter lease than the default 120 s (tests)",
         "default state: .wrangler/state (what wrangler --local uses)",
       ].join("\n"),
     );
     return 0;
   }
+  const ttl = values["lease-ttl"];
+  if (ttl !== undefined && !/^[1-9]\d{0,3}$/.test(ttl)) {
+    console.error(`backup: --lease-ttl takes whole seconds from 1 to 9999 (got ${ttl})`);
+    return 2;
+  }
+  const leaseTtlMs = ttl === undefined ? undefined : Number(ttl) * 1000;
   const worker = await startLocalWorker({ persistTo: values["persist-to"] });
   try {
     if (values.latest) {
@@ -38,7 +46,7 @@ async function main(): Promise<number> {
     }
     const res = values.list
       ? await worker.call<unknown>("/list")
-      : await worker.call<{ success: boolean; manifest?: unknown }>("/backup", { method: "POST", body: {} });
+      : await worker.call<{ success: boolean; manifest?: unknown }>("/backup", { method: "POST", body: { leaseTtlMs } });
     const body = res.body as Record<string, unknown>;
     delete body.manifest; // the CLI prints exactly what the API returns
     console.log(JSON.stringify(body, null, 2));

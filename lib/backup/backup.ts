@@ -220,6 +220,9 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
     // Leave nothing that could pass for a backup. The manifest was never written (it is last).
     if (staged) await bucket.delete(keys.staging).catch(() => {});
     if (wroteObject) await bucket.delete(keys.object).catch(() => {});
+    // A second click in the same second finds the first one's backup: that one succeeded, so this
+    // is a refusal (409, like a run in progress), not a failed backup for health to report.
+    if (error.code === "BACKUP_EXISTS") throw error;
     await tryLogActivity(db, {
       action: "database_backup_failed",
       userId: options.actor,

@@ -1,6 +1,14 @@
 // The backup library: everything routes, the cron Worker, the CLIs and lib/monitor call.
 export { backupDatabase } from "./backup";
-export { findNewestBackup, listBackups, readManifest, type BackupListing, type IncompleteEntry } from "./list";
+export {
+  findNewestBackup,
+  listBackups,
+  readManifest,
+  scanListing,
+  type BackupListing,
+  type BackupScan,
+  type IncompleteEntry,
+} from "./list";
 export { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
 export { keysFor, parseBackupName } from "./keys";
 export { parseManifest, type Manifest } from "./manifest";

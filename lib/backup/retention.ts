@@ -6,7 +6,7 @@ import { tryLogActivity } from "./activity";
 import type { BackupTrigger } from "./backup";
 import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
 import { keysFor, parseBackupKey, timestampOf } from "./keys";
-import { listBackups, type BackupListing } from "./list";
+import { isFutureDated, listBackups, type BackupListing } from "./list";
 
 export interface RetentionPolicy {
   /** Complete backups older than this many days are deleted (see cutoff in planCleanup). */
@@ -102,7 +102,11 @@ const HOUR_MS = 60 * 60 * 1000;
 
 /** Decides what a cleanup removes, from a listing; deletes nothing. */
 export function planCleanup(listing: BackupListing, policy: RetentionPolicy, now: Date): CleanupPlan {
-  const complete = listing.backups; // newest first
+  // A backup named for the future (a clock fault when it was taken) is kept and flagged, and
+  // otherwise ignored: counted as newest it would take a keepLatest place and end the search for
+  // the cutoff's reference point, and 2099 is no time to measure real backups' age from.
+  const future = listing.backups.filter((b) => isFutureDated(b.name, now));
+  const complete = listing.backups.filter((b) => !isFutureDated(b.name, now)); // newest first
   // Age counts from the newest complete backup when the clock is later: if backups have been
   // failing for a month, the clock alone would age out every backup we still have, including the
   // last good ones. Measured from the newest backup, older ones expire only as new ones arrive.
@@ -110,7 +114,12 @@ export function planCleanup(listing: BackupListing, policy: RetentionPolicy, now
   const cutoff = newest ? new Date(Math.min(now.getTime(), newest.getTime()) - policy.maxAgeDays * DAY_MS) : null;
 
   const deleteComplete: CleanupPlan["deleteComplete"] = [];
-  const keep: string[] = [];
+  const keep: string[] = future.map((b) => b.key);
+  const needsAttention: NeedsAttention[] = future.map((b) => ({
+    name: b.name,
+    keys: [b.key, b.manifestKey],
+    reason: `dated ${b.manifest.createdAt}, in the future (a clock fault?): kept, and not counted as the newest backup`,
+  }));
   complete.forEach((b, i) => {
     if (i >= policy.keepLatest && cutoff && nameTime(b.name).getTime() < cutoff.getTime()) {
       deleteComplete.push({ name: b.name, key: b.key });
@@ -121,7 +130,6 @@ export function planCleanup(listing: BackupListing, policy: RetentionPolicy, now
   deleteComplete.reverse();
 
   const deleteIncomplete: CleanupPlan["deleteIncomplete"] = [];
-  const needsAttention: NeedsAttention[] = [];
   const incompleteBefore = now.getTime() - policy.incompleteMaxAgeHours * HOUR_MS;
   for (const entry of listing.incomplete) {
     const kinds = new Set(entry.keys.map((k) => parseBackupKey(k)?.kind));
@@ -131,7 +139,9 @@ export function planCleanup(listing: BackupListing, policy: RetentionPolicy, now
     }
     // Old by both its name and its last write: a run still writing its parts (an unlocked caller,
     // or a clock that named it in the past) is never taken for an abandoned one.
-    const lastTouched = Math.max(Date.parse(entry.uploaded), nameTime(entry.name).getTime());
+    // A future name says nothing about its age (it would never come due): its upload time alone counts.
+    const byName = isFutureDated(entry.name, now) ? 0 : nameTime(entry.name).getTime();
+    const lastTouched = Math.max(Date.parse(entry.uploaded), byName);
     if (lastTouched < incompleteBefore) deleteIncomplete.push({ name: entry.name, keys: entry.keys });
   }
 

@@ -1,26 +1,66 @@
 // The operations routes, the cron Worker and the CLIs call: each one a library call under the
-// backup lock, so a manual backup, the nightly run and a cleanup never overlap.
+// backup lease, so a manual backup, the nightly run and a cleanup never overlap, and each first
+// cleans up after a run that died holding the lease (interrupted.ts).
 import { tryLogActivity } from "./activity";
 import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup";
 import { BackupError, errorMessage, isBackupError } from "../errors";
-import { withBackupLock } from "./lock";
+import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
+import { backupNameFor } from "./keys";
+import { withBackupLock, type LeaseOperation } from "./lock";
 import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
 
 interface Bindings {
   db: D1Database;
   bucket: R2Bucket;
+  /** Lease TTL (lock.ts DEFAULT_LOCK_TTL_MS unless a test or the CLI's test flag shortens it). */
+  leaseTtlMs?: number;
+  /** The process clock the lease and the clock check use; the real one unless a test needs another. */
+  clock?: () => Date;
 }
 
 function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
   return actor ? `${trigger}:${actor}` : trigger;
 }
 
+/**
+ * Takes the lease (refused with CLOCK_SKEW when this clock is far off D1's), cleans up after a dead
+ * predecessor, then runs `fn` with bindings that keep the lease alive. The recovery report comes
+ * back as warning lines.
+ */
+async function underLease<T>(
+  opts: Bindings & { owner: string; op: LeaseOperation; name?: string },
+  fn: (bucket: R2Bucket, db: D1Database, warnings: string[]) => Promise<T>,
+): Promise<T> {
+  return withBackupLock(
+    { db: opts.db, owner: opts.owner, op: opts.op, name: opts.name, ttlMs: opts.leaseTtlMs, now: opts.clock },
+    async (lease) => {
+      const warnings: string[] = [];
+      if (lease.tookOver) warnings.push(describeRecovery(await recoverInterruptedRun(opts.db, opts.bucket, lease.tookOver)));
+      return fn(leasedBucket(opts.bucket, lease), leasedDb(opts.db, lease), warnings);
+    },
+  );
+}
+
+function describeRecovery(r: InterruptedRunReport): string {
+  const what = r.name ? `writing ${r.name}` : "";
+  const cleaned = [...r.deleted, ...r.aborted.map((u) => `upload ${u.uploadId} of ${u.key}`)];
+  return (
+    `the previous run (${r.owner}, started ${r.startedAt}${what ? `, ${what}` : ""}) was interrupted` +
+    (r.completed ? " after its backup was complete" : " and is logged as failed") +
+    (cleaned.length ? `; removed ${cleaned.join(", ")}` : "") +
+    (r.warnings.length ? `; could not clean: ${r.warnings.join("; ")}` : "")
+  );
+}
+
 export async function runBackup(
   opts: Bindings & { now?: Date; actor?: string | null; trigger: BackupTrigger },
 ): Promise<BackupResult> {
-  return withBackupLock({ db: opts.db, owner: lockOwner(opts.trigger, opts.actor) }, () =>
-    backupDatabase({ db: opts.db, bucket: opts.bucket, now: opts.now, actor: opts.actor, trigger: opts.trigger }),
-  );
+  const now = opts.now ?? new Date();
+  return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings) => {
+    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger });
+    result.summary.warnings.unshift(...warnings);
+    return result;
+  });
 }
 
 export interface ScheduledRunResult {
@@ -30,12 +70,12 @@ export interface ScheduledRunResult {
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
 export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promise<ScheduledRunResult> {
-  const { db, bucket } = opts;
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
-    return await withBackupLock({ db, owner: "scheduled" }, async () => {
+    return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings) => {
       backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null });
+      backup.summary.warnings.unshift(...warnings);
       const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
       const { summary } = backup;
       const warning = await tryLogActivity(db, {
@@ -53,7 +93,10 @@ export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promi
       return { backup, cleanup };
     });
   } catch (e) {
+    const { db } = opts;
     const error = isBackupError(e) ? e : new BackupError("INTERNAL", `scheduled backup failed: ${errorMessage(e)}`, { cause: e });
+    // A duplicate trigger in the same second: the first made tonight's backup (see backup.ts).
+    if (error.code === "BACKUP_EXISTS") throw error;
     await tryLogActivity(db, {
       action: "scheduled_backup_failed",
       entityId: backup?.summary.key ?? null,
@@ -81,11 +124,15 @@ export async function runCleanup(
   const trigger = opts.trigger ?? "manual";
   // A bad policy is refused before the lock is taken: a 400 should not hold up a backup.
   const policy = parseRetentionPolicy(opts.policy);
-  const cleanup = () =>
-    cleanupOldBackups({ db: opts.db, bucket: opts.bucket, now: opts.now, actor: opts.actor, dryRun: opts.dryRun, policy, trigger });
+  const cleanup = (bucket: R2Bucket, dryRun: boolean) =>
+    cleanupOldBackups({ db: opts.db, bucket, now: opts.now, actor: opts.actor, dryRun, policy, trigger });
   // A preview writes nothing, so it takes no lock (taking one is a write) and is not refused while
   // a backup runs. The running backup's parts are too young to be listed for deletion; once it
   // completes, a real run may delete one more old backup than the preview showed.
-  if (opts.dryRun) return cleanup();
-  return withBackupLock({ db: opts.db, owner: lockOwner(trigger, opts.actor) }, cleanup);
+  if (opts.dryRun) return cleanup(opts.bucket, true);
+  return underLease({ ...opts, owner: lockOwner(trigger, opts.actor), op: "cleanup" }, async (bucket, _db, warnings) => {
+    const result = await cleanup(bucket, false);
+    result.warnings.unshift(...warnings);
+    return result;
+  });
 }

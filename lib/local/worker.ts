@@ -25,13 +25,14 @@ export default {
     const url = new URL(request.url);
     try {
       if (request.method === "POST" && url.pathname === "/backup") {
-        const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number> };
+        const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number>; leaseTtlMs?: number };
         const now = body.now ? new Date(body.now) : undefined;
+        const leaseTtlMs = body.leaseTtlMs;
         // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
         // like every other entry point, so the CLI never collides with the nightly run.
         const { summary, manifest } = body.dump
           ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump })
-          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now });
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "POST" && url.pathname === "/profile") {

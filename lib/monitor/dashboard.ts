@@ -125,8 +125,13 @@ export function backupSizeSeries(listing: BackupListing, now: Date, days = 30): 
 
 export interface BackupStatus {
   health: BackupHealth;
-  /** The backup or cleanup holding the lock now; null when none is running. */
+  /** The backup or cleanup holding a live lease now; null when none is running. */
   running: RunningLock | null;
+  /**
+   * A run whose lease expired without being released: it died mid-way. The next run logs it as
+   * failed and removes what it left (`name`, `uploads`); null when there is none.
+   */
+  interrupted: RunningLock | null;
 }
 
 export interface StatusOptions {
@@ -138,11 +143,11 @@ export interface StatusOptions {
 
 export async function getBackupStatus(opts: StatusOptions): Promise<BackupStatus> {
   const now = opts.now ?? new Date();
-  const [health, running] = await Promise.all([
+  const [health, lease] = await Promise.all([
     getBackupHealth({ db: opts.db, bucket: opts.bucket, now, listing: opts.listing }),
     readBackupLock(opts.db, now),
   ]);
-  return { health, running };
+  return { health, running: lease?.state === "running" ? lease : null, interrupted: lease?.state === "interrupted" ? lease : null };
 }
 
 /** One complete backup as the dashboard's table shows it. */

@@ -1,15 +1,21 @@
 // Backup health for the admin dashboard, the public status endpoint and the nightly alerts.
-// The judgement itself (assessHealth) is a pure function of two facts: when the newest complete
-// backup was taken (from R2: a backup is complete only with its manifest, lib/backup/list.ts) and
-// how the newest backup run ended (from activity_log). Everything else here gathers those facts.
+// The judgement itself (assessHealth) is a pure function of a few facts: when the newest complete
+// backup was taken (from R2: a backup is complete only with its manifest, lib/backup/list.ts), how
+// the newest backup run ended (from activity_log), and the issues found beside them (a damaged or
+// future-dated backup, a failed restoration test, an interrupted run, old leftovers). Everything
+// else here gathers those facts.
 import {
   BackupError,
   findNewestBackup,
   listBackups,
   parseDetails,
+  readBackupLock,
+  scanListing,
   wrapBindingError,
   type BackupAction,
   type BackupListing,
+  type BackupScan,
+  type RunningLock,
 } from "../backup";
 
 /**
@@ -28,12 +34,28 @@ const HOUR_MS = 60 * 60 * 1000;
 export const DAY_MS = 24 * HOUR_MS;
 
 /**
- * - ok: the newest complete backup is at most 26 h old and the newest run did not fail.
- * - failing: the newest backup run failed, and no complete backup is newer than that failure.
- * - stale: the newest complete backup is more than 26 h old (and the newest run did not fail).
- * - never: there is no complete backup at all.
+ * Green, amber, red:
+ * - ok (green): the newest complete backup is at most 26 h old, the newest run did not fail, and
+ *   nothing below is found.
+ * - attention (amber): all is ok for restoring today, but something needs a person soon: a backup
+ *   dated in the future (a clock fault; it is never deleted or counted as newest), leftovers of
+ *   interrupted runs older than a day (retention is not removing them), an interrupted cleanup.
+ * - failing (red): the newest backup run failed and no complete backup is newer; or the newest
+ *   backup fails verification (object missing, size or sha256 not its manifest's); or the newest
+ *   restoration test failed; or a backup run died holding its lease (interrupted).
+ * - stale (red): the newest complete backup is more than 26 h old.
+ * - never (red): there is no complete backup at all.
  */
-export type HealthStatus = "ok" | "stale" | "failing" | "never";
+export type HealthStatus = "ok" | "attention" | "stale" | "failing" | "never";
+
+export type HealthIssueCode = "DAMAGED_BACKUP" | "RESTORATION_TEST_FAILED" | "INTERRUPTED_RUN" | "FUTURE_BACKUP" | "OLD_LEFTOVERS";
+
+/** Something found beside the newest backup's age and the last run; red ones make health failing, amber ones attention. */
+export interface HealthIssue {
+  code: HealthIssueCode;
+  severity: "red" | "amber";
+  message: string;
+}
 
 /** The backup run outcomes: every backup run (manual, CLI or nightly) ends with one of these. */
 export const RUN_ACTIONS = [
@@ -76,6 +98,8 @@ export interface BackupHealth {
   status: HealthStatus;
   /** One sentence for people: why the status is what it is. */
   summary: string;
+  /** What besides age and the last run made the status amber or red. */
+  issues: HealthIssue[];
   /** The time the health was assessed at, ISO. */
   checkedAt: string;
   lastSuccess: LastSuccess | null;
@@ -93,10 +117,12 @@ export interface BackupHealth {
 }
 
 export interface HealthInput {
-  /** createdAt of the newest complete backup, or null when there is none. */
+  /** createdAt of the newest complete backup (never a future-dated one), or null when there is none. */
   newestBackupAt: Date | string | null;
   /** The newest backup run outcome from activity_log, or null when none was logged. */
   lastRun: { ok: boolean; at: Date | string } | null;
+  /** From healthIssues; none by default. */
+  issues?: readonly HealthIssue[];
 }
 
 export interface HealthAssessment {
@@ -146,14 +172,76 @@ export function assessHealth(input: HealthInput, now: Date): HealthAssessment {
       summary: `the last backup run failed; the newest complete backup is ${ageHours.toFixed(1)} h old`,
     };
   }
+  const issues = input.issues ?? [];
+  const also = (severity: HealthIssue["severity"] | null) =>
+    issues
+      .filter((i) => severity === null || i.severity === severity)
+      .map((i) => `; ${i.message}`)
+      .join("");
+  const red = issues.some((i) => i.severity === "red");
+  if (red) {
+    const stale = ageMs > STALE_AFTER_HOURS * HOUR_MS ? ` (limit ${STALE_AFTER_HOURS} h)` : "";
+    return { status: "failing", ageHours, summary: `the newest complete backup is ${ageHours.toFixed(1)} h old${stale}${also(null)}` };
+  }
   if (ageMs > STALE_AFTER_HOURS * HOUR_MS) {
     return {
       status: "stale",
       ageHours,
-      summary: `the newest complete backup is ${ageHours.toFixed(1)} h old (limit ${STALE_AFTER_HOURS} h)`,
+      summary: `the newest complete backup is ${ageHours.toFixed(1)} h old (limit ${STALE_AFTER_HOURS} h)${also(null)}`,
     };
   }
+  if (issues.length) return { status: "attention", ageHours, summary: `the newest complete backup is ${ageHours.toFixed(1)} h old${also(null)}` };
   return { status: "ok", ageHours, summary: `the newest complete backup is ${ageHours.toFixed(1)} h old` };
+}
+
+/** The newest restoration test's outcome, from activity_log; null when none was logged. */
+export interface LastRestorationTest {
+  ok: boolean;
+  at: string;
+  key: string | null;
+}
+
+/**
+ * The issues beside age and last run, with their severity (see HealthStatus). Pure: the admin
+ * health and the cheap public one pass the same facts from different reads.
+ */
+export function healthIssues(facts: {
+  scan: Pick<BackupScan, "damaged" | "future" | "oldLeftovers">;
+  lastRestorationTest: LastRestorationTest | null;
+  lease: RunningLock | null;
+}): HealthIssue[] {
+  const issues: HealthIssue[] = [];
+  const { scan, lease, lastRestorationTest: test } = facts;
+  if (scan.damaged.length) {
+    const d = scan.damaged[0];
+    issues.push({ code: "DAMAGED_BACKUP", severity: "red", message: `the newest backup ${d.name} fails verification (${d.reason})` });
+  }
+  if (test && !test.ok) {
+    issues.push({ code: "RESTORATION_TEST_FAILED", severity: "red", message: `the last restoration test (${test.at}) failed` });
+  }
+  if (lease?.state === "interrupted") {
+    // A dead backup run is a failed backup; a dead cleanup only delays trimming.
+    issues.push({
+      code: "INTERRUPTED_RUN",
+      severity: lease.op === "cleanup" ? "amber" : "red",
+      message: `a ${lease.op ?? "backup"} run (${lease.owner}, started ${lease.startedAt}) was interrupted; the next run logs and cleans it`,
+    });
+  }
+  if (scan.future.length) {
+    issues.push({
+      code: "FUTURE_BACKUP",
+      severity: "amber",
+      message: `${scan.future.length} backup(s) dated in the future (${scan.future[0]}): a clock fault; kept, not counted as newest`,
+    });
+  }
+  if (scan.oldLeftovers.length) {
+    issues.push({
+      code: "OLD_LEFTOVERS",
+      severity: "amber",
+      message: `${scan.oldLeftovers.length} leftover(s) of interrupted runs older than a day: is retention running?`,
+    });
+  }
+  return issues;
 }
 
 /** The next scheduled run strictly after `now` (at exactly 02:00:00.000 UTC, the next day's). */
@@ -202,6 +290,29 @@ export async function lastBackupRun(db: D1Database): Promise<LastRun | null> {
   return run;
 }
 
+/** The newest restoration test (quarterly, lib/restoration-test) outcome, or null. */
+export async function lastRestorationTest(db: D1Database): Promise<LastRestorationTest | null> {
+  let row: { action: string; details: string | null; created_at: string } | null;
+  try {
+    row = await db
+      .prepare(
+        "SELECT action, details, created_at FROM activity_log WHERE action IN ('restoration_test_completed', 'restoration_test_failed') ORDER BY id DESC LIMIT 1",
+      )
+      .first();
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
+  }
+  if (!row) return null;
+  const d = parseDetails(row.details) as Record<string, unknown> | null;
+  return { ok: row.action === "restoration_test_completed", at: row.created_at, key: str(d?.key) ?? null };
+}
+
+/** The D1 facts health needs, read concurrently. */
+async function d1Facts(db: D1Database, now: Date) {
+  const [lastRun, test, lease] = await Promise.all([lastBackupRun(db), lastRestorationTest(db), readBackupLock(db, now)]);
+  return { lastRun, test, lease };
+}
+
 export interface HealthOptions {
   db: D1Database;
   bucket: R2Bucket;
@@ -214,12 +325,15 @@ export interface HealthOptions {
 /** Health from R2 (what can be restored) and activity_log (how the newest run ended). */
 export async function getBackupHealth(opts: HealthOptions): Promise<BackupHealth> {
   const now = opts.now ?? new Date();
-  const [listing, lastRun] = await Promise.all([opts.listing ?? listBackups(opts.bucket), lastBackupRun(opts.db)]);
-  const newest = listing.backups[0] ?? null; // newest first
-  const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun }, now);
+  const [listing, { lastRun, test, lease }] = await Promise.all([opts.listing ?? listBackups(opts.bucket), d1Facts(opts.db, now)]);
+  const scan = scanListing(listing, now);
+  const newest = scan.newest;
+  const issues = healthIssues({ scan, lastRestorationTest: test, lease });
+  const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun, issues }, now);
   return {
     status: assessment.status,
     summary: assessment.summary,
+    issues,
     checkedAt: now.toISOString(),
     lastSuccess: newest
       ? {
@@ -243,31 +357,51 @@ export async function getBackupHealth(opts: HealthOptions): Promise<BackupHealth
 }
 
 export interface PublicHealth {
-  status: "ok" | "stale";
+  status: "ok" | "attention" | "stale";
   age_hours: number | null;
 }
 
 /**
- * What an unauthenticated status endpoint (an uptime monitor's target) may see: a red/green flag
- * and the newest backup's age, nothing else — no keys, names, sizes, table names or error text,
- * which would tell a stranger about the database. failing and never are reported as "stale": the
- * monitor only needs "something is wrong"; the admin dashboard says what.
+ * What an unauthenticated status endpoint (an uptime monitor's target) may see: green, amber or
+ * red and the newest backup's age, nothing else — no keys, names, sizes, table names or error
+ * text, which would tell a stranger about the database. failing and never are reported as
+ * "stale" (red): the monitor only needs "something is wrong"; the admin dashboard says what.
  */
 export function publicHealth(health: { status: HealthStatus; lastSuccess: Pick<LastSuccess, "ageHours"> | null }): PublicHealth {
   return {
-    status: health.status === "ok" ? "ok" : "stale",
+    status: health.status === "ok" || health.status === "attention" ? health.status : "stale",
     age_hours: health.lastSuccess ? Math.round(health.lastSuccess.ageHours * 10) / 10 : null,
   };
 }
 
 /**
  * publicHealth for the unauthenticated endpoint, from the newest complete backup alone (one R2
- * listing, usually one manifest read, one D1 query): anyone can call it, so it must not read every
- * manifest the way the admin health does. Same rule, same answer as getBackupHealth.
+ * listing, usually one manifest read, three small D1 reads): anyone can call it, so it must not
+ * read every manifest the way the admin health does. Same rule, same answer as getBackupHealth.
  */
 export async function getPublicHealth(opts: { db: D1Database; bucket: R2Bucket; now?: Date }): Promise<PublicHealth> {
   const now = opts.now ?? new Date();
-  const [newest, lastRun] = await Promise.all([findNewestBackup(opts.bucket), lastBackupRun(opts.db)]);
-  const a = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun }, now);
+  const [scan, { lastRun, test, lease }] = await Promise.all([findNewestBackup(opts.bucket, now), d1Facts(opts.db, now)]);
+  const issues = healthIssues({ scan, lastRestorationTest: test, lease });
+  const a = assessHealth({ newestBackupAt: scan.newest?.manifest.createdAt ?? null, lastRun, issues }, now);
   return publicHealth({ status: a.status, lastSuccess: a.ageHours === null ? null : { ageHours: a.ageHours } });
+}
+
+/**
+ * getPublicHealth answered from memory for `ttlMs` (one memo per isolate and entry point): an
+ * anonymous caller in a loop costs one R2 listing and a few D1 reads per TTL, not per call.
+ * Concurrent callers share the read in flight; a failed read is not kept; ttlMs 0 reads every time.
+ */
+export function publicHealthCache(clock: () => number = Date.now) {
+  let memo: { at: number; value: Promise<PublicHealth> } | null = null;
+  return (opts: { db: D1Database; bucket: R2Bucket }, ttlMs: number): Promise<PublicHealth> => {
+    const now = clock();
+    if (memo && now - memo.at < ttlMs) return memo.value;
+    const entry = { at: now, value: getPublicHealth(opts) };
+    memo = ttlMs > 0 ? entry : null;
+    entry.value.catch(() => {
+      if (memo === entry) memo = null;
+    });
+    return entry.value;
+  };
 }

@@ -10,6 +10,7 @@ export function health(overrides: Partial<BackupHealth> = {}): BackupHealth {
   return {
     status: "ok",
     summary: "the newest complete backup is 10.0 h old",
+    issues: [],
     checkedAt: NOW.toISOString(),
     lastSuccess: {
       key: "backups/database-2026-06-10-02-00-00.sql.gz",

@@ -397,6 +397,10 @@ describe("admin backup API", () => {
     // Which one depends on timing; that exactly one backup was made does not.
     for (const e of refused) expect(["BACKUP_IN_PROGRESS", "BACKUP_EXISTS"]).toContain(e.code);
     expect((await main.request("/api/admin/backup", { headers: bearer(t) })).json().total).toBe(before + 1);
+    // Neither refusal is a failed run: the health's last run is the good backup.
+    const status = (await main.request("/api/admin/backup/status", { headers: bearer(t) })).json();
+    expect(status.health.lastRun).toMatchObject({ action: "database_backup_created", ok: true });
+    expect(status.health.status).not.toBe("failing");
   });
 
   it("a run holding the lock: POST gets 409 BACKUP_IN_PROGRESS with the holder's startedAt", async () => {

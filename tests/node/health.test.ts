@@ -3,17 +3,20 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { backupDatabase, BackupError, listBackups } from "../../lib/backup";
+import { backupDatabase, BackupError, keysFor, listBackups, runBackup } from "../../lib/backup";
+import { backupNameFor } from "../../lib/backup/keys";
 import { PROJECT_ROOT } from "../../lib/local/platform";
 import {
   assessHealth,
   getBackupHealth,
   nextScheduledRun,
   publicHealth,
+  publicHealthCache,
   SCHEDULE_CRON,
   STALE_AFTER_HOURS,
   type BackupHealth,
 } from "../../lib/monitor";
+import { getPublicHealth } from "../../lib/monitor/health";
 import { faultyBucket } from "../helpers/faults";
 import { health, HOUR, hoursAgo, NOW } from "../helpers/health-fixture";
 import { freshPlatform } from "../helpers/local";
@@ -131,6 +134,7 @@ describe("against real local D1 and R2", () => {
       expect(h).toEqual({
         status: "never",
         summary: "no complete backup exists",
+        issues: [],
         checkedAt: T.toISOString(),
         lastSuccess: null,
         lastRun: null,
@@ -214,5 +218,113 @@ describe("against real local D1 and R2", () => {
       await backupDatabase({ db, bucket, now: before(0.25), trigger: "manual" });
       expect((await getBackupHealth({ db, bucket, now: T })).status).toBe("ok");
     });
+  });
+});
+
+describe("issues beside age and the last run (real local D1 and R2)", () => {
+  let platform: Awaited<ReturnType<typeof freshPlatform>>;
+  let db: D1Database;
+  let bucket: R2Bucket;
+  const T = new Date(Math.floor(Date.now() / 1000) * 1000);
+  const before = (h: number) => new Date(T.getTime() - h * HOUR);
+
+  beforeAll(async () => {
+    platform = await freshPlatform();
+    db = platform.env.DB;
+    bucket = platform.env.DOCUMENTS;
+  });
+  afterAll(async () => {
+    await platform?.dispose();
+  });
+
+  /** The admin health, checked against the cheap public one: the same rule must give the same answer. */
+  async function check(now = T) {
+    const h = await getBackupHealth({ db, bucket, now });
+    expect(await getPublicHealth({ db, bucket, now })).toEqual(publicHealth(h));
+    return { status: h.status, codes: h.issues.map((i) => `${i.severity}:${i.code}`), newest: h.lastSuccess?.name ?? null, summary: h.summary };
+  }
+  const log = (action: string, details: object = {}) =>
+    db.prepare("INSERT INTO activity_log (action, entity_type, details) VALUES (?, 'backup', ?)").bind(action, JSON.stringify(details)).run();
+  const lease = (op: string, expiresAt: Date) =>
+    db
+      .prepare("INSERT INTO backup_lock (name, owner, started_at, expires_at, state) VALUES ('backup', 'scheduled:x', ?, ?, ?)")
+      .bind(new Date(expiresAt.getTime() - 120_000).toISOString(), expiresAt.toISOString(), JSON.stringify({ op, name: backupNameFor(before(0.1)), uploads: [] }))
+      .run();
+
+  it("two backups asked for in the same second: one backup, one 409, health stays ok", async () => {
+    const now = before(1);
+    await runBackup({ db, bucket, now, trigger: "manual", actor: "user_a" });
+    await expect(runBackup({ db, bucket, now, trigger: "manual", actor: "user_a" })).rejects.toMatchObject({ code: "BACKUP_EXISTS", status: 409 });
+    expect(await check()).toMatchObject({ status: "ok", codes: [], newest: backupNameFor(now) });
+    expect(publicHealth(await getBackupHealth({ db, bucket, now: T }))).toEqual({ status: "ok", age_hours: 1 });
+  });
+
+  it("a backup dated 2099 is amber (attention), never the newest", async () => {
+    const future = await backupDatabase({ db, bucket, now: new Date(Date.UTC(2099, 0, 1)), trigger: "cli" });
+    const r = await check();
+    expect(r).toMatchObject({ status: "attention", codes: ["amber:FUTURE_BACKUP"], newest: backupNameFor(before(1)) });
+    expect(r.summary).toMatch(/^the newest complete backup is 1\.0 h old; 1 backup\(s\) dated in the future \(database-2099-01-01-00-00-00\)/);
+    expect(await getPublicHealth({ db, bucket, now: T })).toEqual({ status: "attention", age_hours: 1 });
+    await bucket.delete([future.summary.key, future.summary.manifestKey]);
+    expect((await check()).status).toBe("ok");
+  });
+
+  it("leftovers older than a day are amber", async () => {
+    const staged = keysFor(backupNameFor(before(48))).staging;
+    await bucket.put(staged, "partial");
+    expect((await check()).status).toBe("ok"); // written just now: could be a run still writing
+    const r = await check(new Date(T.getTime() + 24.5 * HOUR)); // the backup is 25.5 h old then: still fresh
+    expect(r).toMatchObject({ status: "attention", codes: ["amber:OLD_LEFTOVERS"] });
+    await bucket.delete(staged);
+  });
+
+  it("the newest backup failing verification (object replaced, or missing) is red, and the older good one is the newest", async () => {
+    const { summary } = await backupDatabase({ db, bucket, now: before(0.5), trigger: "cli" });
+    const original = await (await bucket.get(summary.key))!.arrayBuffer();
+    const meta = (await bucket.head(summary.key))!.customMetadata;
+    // Bytes replaced with the metadata copied along: only the size (or R2's checksum) tells.
+    await bucket.put(summary.key, new Uint8Array(original.byteLength + 1), { customMetadata: meta });
+    let r = await check();
+    expect(r).toMatchObject({ status: "failing", codes: ["red:DAMAGED_BACKUP"], newest: backupNameFor(before(1)) });
+    expect(r.summary).toContain(`the newest backup ${summary.name} fails verification (manifest does not match the backup object)`);
+    await bucket.delete(summary.key);
+    r = await check();
+    expect(r).toMatchObject({ status: "failing", codes: ["red:DAMAGED_BACKUP"] });
+    expect(r.summary).toContain("manifest without backup object");
+    await bucket.delete(summary.manifestKey);
+    expect((await check()).status).toBe("ok");
+  });
+
+  it("a failed restoration test is red until one passes", async () => {
+    await log("restoration_test_failed", { key: "backups/x", checks: "failed" });
+    expect(await check()).toMatchObject({ status: "failing", codes: ["red:RESTORATION_TEST_FAILED"] });
+    await log("restoration_test_completed", { key: "backups/x", checks: "passed" });
+    expect((await check()).status).toBe("ok");
+  });
+
+  it("an interrupted backup run is red, an interrupted cleanup amber, a live run neither", async () => {
+    await lease("backup", new Date(T.getTime() + 60_000));
+    expect((await check()).status).toBe("ok");
+    await db.exec("DELETE FROM backup_lock");
+    await lease("backup", new Date(T.getTime() - 1000));
+    expect(await check()).toMatchObject({ status: "failing", codes: ["red:INTERRUPTED_RUN"] });
+    await db.exec("DELETE FROM backup_lock");
+    await lease("cleanup", new Date(T.getTime() - 1000));
+    expect(await check()).toMatchObject({ status: "attention", codes: ["amber:INTERRUPTED_RUN"] });
+    await db.exec("DELETE FROM backup_lock");
+  });
+
+  it("the public health is answered from memory for its TTL, then read again", async () => {
+    let clock = 0;
+    const cached = publicHealthCache(() => clock);
+    expect(await cached({ db, bucket }, 30_000)).toMatchObject({ status: "ok" });
+    await log("restoration_test_failed", {});
+    clock = 29_999;
+    expect(await cached({ db, bucket }, 30_000)).toMatchObject({ status: "ok" }); // from memory
+    clock = 30_000;
+    expect(await cached({ db, bucket }, 30_000)).toMatchObject({ status: "stale" });
+    // TTL 0 reads every time.
+    await log("restoration_test_completed", {});
+    expect(await cached({ db, bucket }, 0)).toMatchObject({ status: "ok" });
   });
 });

@@ -36,7 +36,7 @@ const nextTime = () => new Date(Date.UTC(2026, 5, 1, 2, 0, 0) + ++second * 1000)
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 async function lockRows(): Promise<{ name: string; owner: string; started_at: string; expires_at: string }[]> {
-  return (await db.prepare("SELECT * FROM backup_lock").all<{ name: string; owner: string; started_at: string; expires_at: string }>()).results;
+  return (await db.prepare("SELECT name, owner, started_at, expires_at FROM backup_lock").all<{ name: string; owner: string; started_at: string; expires_at: string }>()).results;
 }
 
 async function activity(action: string): Promise<{ user_id: string | null; entity_id: string | null; details: Record<string, unknown> }[]> {
@@ -204,6 +204,120 @@ describe("runCleanup / runScheduledBackup", () => {
     expect(busy.code).toBe("BACKUP_IN_PROGRESS");
     expect((await activity("scheduled_backup_failed"))[1].details).toMatchObject({ stage: "backup", code: "BACKUP_IN_PROGRESS" });
     await releaseBackupLock(db, held);
+  });
+});
+
+describe("the lease: renewed while alive, recovered when dead", () => {
+  it("a live run renews its short lease, so a second caller is refused long after the first TTL", async () => {
+    let refusedAt = 0;
+    await withBackupLock({ db, ttlMs: 400 }, async () => {
+      const started = Date.now();
+      await new Promise((r) => setTimeout(r, 1500)); // almost four TTLs
+      await expect(acquireBackupLock({ db, ttlMs: 400 })).rejects.toMatchObject({ code: "BACKUP_IN_PROGRESS" });
+      refusedAt = Date.now() - started;
+      const [row] = await lockRows();
+      expect(Date.parse(row.expires_at)).toBeGreaterThan(Date.now());
+    });
+    expect(refusedAt).toBeGreaterThan(1200);
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("a run whose lease was taken over stops writing (LEASE_LOST) and leaves the new holder's row alone", async () => {
+    const now = nextTime();
+    let takenBy = "";
+    const slow = faultyBucket(bucket, {});
+    const wrapped = {
+      ...slow.bucket,
+      createMultipartUpload: async (k: string, o?: R2MultipartOptions) => {
+        // Stand in for a run stalled past its lease: another run takes the lease over meanwhile.
+        await db.prepare("UPDATE backup_lock SET expires_at = ?").bind(new Date(Date.now() - 1).toISOString()).run();
+        takenBy = (await acquireBackupLock({ db, owner: "scheduled" })).owner;
+        return slow.bucket.createMultipartUpload(k, o);
+      },
+    } as unknown as R2Bucket;
+    const err = await runBackup({ db, bucket: wrapped, now, trigger: "manual" }).catch((e) => e);
+    expect(err.code).toBe("LEASE_LOST");
+    expect((await lockRows()).map((r) => r.owner)).toEqual([takenBy]);
+    expect(await keysUnder(`backups/${backupNameFor(now)}`)).toEqual([]);
+  });
+
+  it("the next run logs a dead backup run as interrupted, aborts its open upload and removes what it left", async () => {
+    // What a run killed mid-upload leaves: its lease row (expired), an open multipart upload with a
+    // part in it, and an object copied without its manifest.
+    const dead = keysFor(backupNameFor(nextTime()));
+    const upload = await bucket.createMultipartUpload(dead.staging);
+    await upload.uploadPart(1, new Uint8Array(5 * 1024 * 1024));
+    await bucket.put(dead.object, "partial");
+    const state = { op: "backup", name: dead.name, uploads: [{ key: dead.staging, uploadId: upload.uploadId }] };
+    await db
+      .prepare("INSERT INTO backup_lock (name, owner, started_at, expires_at, state) VALUES ('backup', 'manual:user_dead:abc', ?, ?, ?)")
+      .bind(new Date(Date.now() - 200_000).toISOString(), new Date(Date.now() - 80_000).toISOString(), JSON.stringify(state))
+      .run();
+
+    const now = nextTime();
+    const { summary } = await runBackup({ db, bucket, now, trigger: "cli" });
+    expect(summary.name).toBe(backupNameFor(now));
+    expect(summary.warnings[0]).toMatch(/was interrupted and is logged as failed; removed .*\.staging.*upload/);
+
+    const [failed] = await activity("database_backup_failed");
+    expect(failed.user_id).toBe("user_dead");
+    expect(failed.entity_id).toBe(dead.object);
+    expect(failed.details).toMatchObject({
+      trigger: "manual",
+      code: "INTERRUPTED",
+      key: dead.object,
+      left: { staging: dead.staging, uploads: [{ key: dead.staging, uploadId: upload.uploadId }] },
+      aborted: [{ key: dead.staging, uploadId: upload.uploadId }],
+      warnings: [],
+    });
+    expect(failed.details.reason).toMatch(/^interrupted: the backup run of manual:user_dead started at /);
+    expect(await keysUnder(`backups/${dead.name}`)).toEqual([]);
+    expect(await keysUnder(dead.staging)).toEqual([]);
+    // Aborted for real: R2 no longer knows the upload.
+    await expect(bucket.resumeMultipartUpload(dead.staging, upload.uploadId).uploadPart(2, new Uint8Array(10))).rejects.toThrow();
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("a dead cleanup is logged as backup_cleanup_failed (interrupted)", async () => {
+    await db
+      .prepare("INSERT INTO backup_lock (name, owner, started_at, expires_at, state) VALUES ('backup', 'scheduled:x', ?, ?, ?)")
+      .bind(new Date(Date.now() - 200_000).toISOString(), new Date(Date.now() - 80_000).toISOString(), JSON.stringify({ op: "cleanup", uploads: [] }))
+      .run();
+    const result = await runCleanup({ db, bucket, actor: "user_admin" });
+    expect(result.warnings[0]).toMatch(/previous run \(scheduled, started .*\) was interrupted/);
+    const rows = await activity("backup_cleanup_failed");
+    expect(rows).toHaveLength(1);
+    expect(rows[0].details).toMatchObject({ code: "INTERRUPTED", trigger: "scheduled" });
+    expect(await activity("database_backup_failed")).toEqual([]);
+  });
+});
+
+describe("clock and same-second duplicates", () => {
+  it("refuses to run when this clock is 10 minutes off the database's, naming both times", async () => {
+    const skewed = () => new Date(Date.now() + 10 * 60_000);
+    const err = await runBackup({ db, bucket, now: nextTime(), trigger: "manual", clock: skewed }).catch((e) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.code).toBe("CLOCK_SKEW");
+    expect(err.status).toBe(500);
+    expect(err.message).toMatch(/this clock says \S+Z but the database says \S+Z \(600 s apart/);
+    expect(Date.parse(err.details.clock) - Date.parse(err.details.databaseClock)).toBeGreaterThan(590_000);
+    expect(await lockRows()).toEqual([]);
+    // 2 minutes off is within the limit.
+    await expect(runBackup({ db, bucket, now: nextTime(), trigger: "manual", clock: () => new Date(Date.now() - 120_000) })).resolves.toBeTruthy();
+    // The nightly run logs the refusal, so health and alerts see it.
+    const nightly = await runScheduledBackup({ db, bucket, now: nextTime(), clock: skewed }).catch((e) => e);
+    expect(nightly.code).toBe("CLOCK_SKEW");
+    expect((await activity("scheduled_backup_failed"))[0].details).toMatchObject({ code: "CLOCK_SKEW" });
+  });
+
+  it("a second backup in the same second is a 409 BACKUP_EXISTS, not a failure", async () => {
+    const now = nextTime();
+    await runBackup({ db, bucket, now, trigger: "manual", actor: "user_a" });
+    const err = await runBackup({ db, bucket, now, trigger: "manual", actor: "user_a" }).catch((e) => e);
+    expect(err.code).toBe("BACKUP_EXISTS");
+    expect(err.status).toBe(409);
+    expect(await activity("database_backup_failed")).toEqual([]);
+    expect(await lockRows()).toEqual([]);
   });
 });
 

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { backupDatabase, BackupError, keysFor, listBackups } from "../../lib/backup";
 import { backupNameFor } from "../../lib/backup/keys";
 import { cleanupOldBackups, DEFAULT_RETENTION } from "../../lib/backup/retention";
+import { getBackupHealth } from "../../lib/monitor";
 import { faultyBucket } from "../helpers/faults";
 import { freshPlatform } from "../helpers/local";
 
@@ -140,6 +141,51 @@ describe("cleanupOldBackups", () => {
     const behind = await cleanupOldBackups({ db, bucket, now: daysAgo(60), policy: { keepLatest: 1, maxAgeDays: 5 } });
     expect(behind.cutoff).toBe(daysAgo(65).toISOString());
     expect(behind.deleted).toEqual([70, 69].map((d) => objectKey(daysAgo(d))));
+  });
+
+  it("one backup dated 2099 among 100 real ones: deletes exactly what the rule says, flags it, never deletes it", async () => {
+    // Backups failing for 40 days: real ones 40..139 days old, plus one named 2099 by a clock fault,
+    // and a 2098 object without manifest written now (60 days before NOW).
+    const ages = Array.from({ length: 100 }, (_, i) => 40 + i);
+    for (let i = 0; i < ages.length; i += 25) await backupsAt(ages.slice(i, i + 25).map((d) => daysAgo(d)));
+    const future = keysFor(backupNameFor(new Date(Date.UTC(2099, 0, 1, 2, 0, 0))));
+    await backupsAt([new Date(Date.UTC(2099, 0, 1, 2, 0, 0))]);
+    const futureLeftover = keysFor(backupNameFor(new Date(Date.UTC(2098, 5, 1)))).object;
+    await bucket.put(futureLeftover, "partial");
+
+    // The rule, computed here from the ages alone: the future one is no reference point and takes
+    // no keepLatest place; the newest real backup is 40 days old, so the cutoff is 70 days; of the
+    // real ones, all but the newest 7 that are older than the cutoff go.
+    const cutoffAge = Math.min(...ages) + DEFAULT_RETENTION.maxAgeDays;
+    const expectedDeleted = [...ages]
+      .sort((a, b) => a - b)
+      .filter((age, i) => i >= DEFAULT_RETENTION.keepLatest && age > cutoffAge)
+      .reverse() // oldest first
+      .map((d) => objectKey(daysAgo(d)));
+    expect(expectedDeleted).toHaveLength(69);
+
+    const result = await cleanupOldBackups({ db, bucket, now: NOW });
+    expect(result.cutoff).toBe(daysAgo(cutoffAge).toISOString());
+    expect(result.deleted).toEqual(expectedDeleted);
+    expect(result.kept[0]).toBe(future.object);
+    expect(result.kept).toHaveLength(1 + 100 - 69);
+    expect(result.needsAttention).toEqual([
+      { name: future.name, keys: [future.object, future.manifest], reason: expect.stringMatching(/^dated 2099-01-01T02:00:00.000Z, in the future/) },
+    ]);
+    // A future name does not make a leftover young: its upload time (60 days before NOW) counts.
+    expect(result.incompleteDeleted).toEqual([futureLeftover]);
+    expect(await allKeys()).toContain(future.manifest);
+
+    // Health sees the real newest (40 days: stale), not 2099 at age 0, and names the clock fault.
+    const health = await getBackupHealth({ db, bucket, now: NOW });
+    expect(health.status).toBe("stale");
+    expect(health.lastSuccess?.name).toBe(backupNameFor(daysAgo(40)));
+    expect(health.issues.map((i) => i.code)).toEqual(["FUTURE_BACKUP"]);
+
+    // And the next cleanup, even a year later, still never deletes the 2099 backup.
+    const again = await cleanupOldBackups({ db, bucket, now: new Date(NOW.getTime() + 365 * DAY) });
+    expect(again.deleted).not.toContain(future.object);
+    expect(await completeKeys()).toContain(future.object);
   });
 
   it("with every backup old, keeps exactly the newest keepLatest", async () => {

@@ -24,7 +24,8 @@ const section = { margin: "2rem 0" } as const;
 const HEALTH_LOOK: Record<BackupHealth["status"], { label: string; color: string; background: string }> = {
   ok: { label: "Healthy", color: "#1b5e20", background: "#e8f5e9" },
   stale: { label: "Stale: backups are not being made", color: "#b71c1c", background: "#fdecea" },
-  failing: { label: "Failing: the last backup run failed", color: "#b71c1c", background: "#fdecea" },
+  attention: { label: "Needs attention", color: "#8a5300", background: "#fff4e5" },
+  failing: { label: "Failing: the last backup run failed or a backup is damaged", color: "#b71c1c", background: "#fdecea" },
   never: { label: "No backup exists", color: "#b71c1c", background: "#fdecea" },
 };
 
@@ -297,6 +298,13 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
         <BackupNowButton running={data.running ? { startedAt: data.running.startedAt, owner: data.running.owner } : null} />
         <CleanupButton />
       </section>
+      {data.interrupted && (
+        <p role="status" data-testid="backup-interrupted">
+          Interrupted: the {data.interrupted.op ?? "backup"} run of {data.interrupted.owner} started {utc(data.interrupted.startedAt)} stopped
+          without finishing{data.interrupted.name ? ` (writing ${data.interrupted.name})` : ""}. The next backup or cleanup logs it as failed and
+          removes what it left.
+        </p>
+      )}
 
       <section style={section}>
         <h2>Backup size, last 30 days</h2>
