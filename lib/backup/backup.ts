@@ -2,7 +2,7 @@
 // metadata -> manifest, written last. Anything that fails leaves no manifest and is logged.
 import { tryLogActivity } from "./activity";
 import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
-import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, readSchemaFingerprint, type DumpOptions, type DumpStats } from "./dump";
+import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, readSchemaFingerprint, type DumpOptions, type DumpStats, type OwnWrites } from "./dump";
 import { backupNameFor, keysFor } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";
 import { dumpedTableCount, readSchema, type SchemaInfo } from "./schema";
@@ -22,6 +22,8 @@ export interface BackupOptions {
   partSizeBytes?: number;
   /** How often a paged dump that saw writes is tried again before the run fails. */
   consistency?: Partial<ConsistencyOptions>;
+  /** The run's lease: its renewals must ride inside the dump's watched reads (see OwnWrites). */
+  ownWrites?: OwnWrites;
 }
 
 export interface ConsistencyOptions {
@@ -83,6 +85,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       const dumpOptions: DumpOptions = {
         ...DEFAULT_DUMP_OPTIONS,
         ...options.dump,
+        ownWrites: options.ownWrites,
         header: [
           `d1-backup dump format ${DUMP_FORMAT_VERSION}: ${keys.name}, taken ${now.toISOString()}`,
           `latest migration: ${schema.latestMigration ?? "(none)"}`,

@@ -39,6 +39,22 @@ export interface DumpOptions {
   pageBytes: number;
   /** Comment lines written at the top of the file. */
   header: string[];
+  /** The run's own writes (its lease), carried inside the dump's watched reads (see OwnWrites). */
+  ownWrites?: OwnWrites;
+}
+
+/**
+ * Writes the run itself must make while a dump reads (its lease renewals and upload records).
+ * A write on its own would move total_changes() like anyone else's and fail the attempt, so while
+ * the read window is open they wait, and each is run inside one of the dump's watched batches,
+ * where its own row changes are known exactly and subtracted (see WriteWatch).
+ */
+export interface OwnWrites {
+  openWindow(): void;
+  /** Flushes what waited. */
+  closeWindow(): Promise<void>;
+  /** The write due now, if any; `settle` gets its rows changed, or null when the batch failed. */
+  takeWrite(): { statement: D1PreparedStatement; settle(changes: number | null): void } | null;
 }
 
 export const DEFAULT_DUMP_OPTIONS: DumpOptions = {
@@ -131,14 +147,20 @@ function changedError(reason: string): BackupError {
  */
 class WriteWatch {
   reads = 0;
+  /** Rows our own writes changed inside watched batches (never in the first, which sets the base). */
+  own = 0;
+
+  constructor(readonly ownWrites?: OwnWrites) {}
   private perRequest: 0 | 1 | null = null;
   private readonly values = new Set<number>();
   private min = Infinity;
   private max = -Infinity;
 
-  observe(result: D1Result<{ d1b_changes: number }>): void {
-    const value = result.results[0]?.d1b_changes;
-    if (typeof value !== "number") throw new BackupError("INTERNAL", "total_changes() returned no number");
+  observe(result: D1Result<{ d1b_changes: number }>, ownChanges = 0): void {
+    this.own += ownChanges;
+    const raw = result.results[0]?.d1b_changes;
+    if (typeof raw !== "number") throw new BackupError("INTERNAL", "total_changes() returned no number");
+    const value = raw - this.own;
     this.perRequest ??= (result.meta as { served_by?: string }).served_by === LOCAL_SERVED_BY ? 1 : 0;
     this.reads++;
     if (this.values.has(value) && this.perRequest === 1) throw changedError("two reads saw the same local commit counter");
@@ -165,6 +187,22 @@ export async function* dumpDatabase(
   options: DumpOptions,
   stats: DumpStats,
   /** sqlite_master as it was before `schema` was read; read here when not given. */
+  schemaFingerprint?: string,
+): AsyncGenerator<string> {
+  // The run's own writes wait for (and ride in) the watched reads until the dump ends, however it ends.
+  options.ownWrites?.openWindow();
+  try {
+    yield* readAndWrite(db, schema, options, stats, schemaFingerprint);
+  } finally {
+    await options.ownWrites?.closeWindow();
+  }
+}
+
+async function* readAndWrite(
+  db: D1Database,
+  schema: SchemaInfo,
+  options: DumpOptions,
+  stats: DumpStats,
   schemaFingerprint?: string,
 ): AsyncGenerator<string> {
   if (options.maxStatementBytes < 1024 || options.maxStatementBytes > D1_MAX_STATEMENT_BYTES) {
@@ -228,7 +266,7 @@ export async function* dumpDatabase(
   };
 
   // Every read of rows from here to the last one carries total_changes() (see WriteWatch).
-  const watch = new WriteWatch();
+  const watch = new WriteWatch(options.ownWrites);
   const dataTables = schema.tables.filter((t) => !SCHEMA_ONLY_TABLES.has(t.name));
   const sequenceSql = schema.tables.some((t) => t.autoincrement)
     ? `SELECT quote(name) AS ${keyAlias(0)}, quote(seq) AS ${colAlias(0)} FROM sqlite_sequence ORDER BY name`
@@ -328,14 +366,25 @@ export async function* dumpDatabase(
 }
 
 /** One read inside the snapshot window: the statements plus total_changes(), in one transaction. */
-async function watchedBatch(db: D1Database, watch: WriteWatch, stmts: D1PreparedStatement[], what: string): Promise<D1Result<Row>[]> {
+async function watchedBatch(
+  db: D1Database,
+  watch: WriteWatch,
+  stmts: D1PreparedStatement[],
+  what: string,
+): Promise<D1Result<Row>[]> {
+  // Never in an attempt's first read: that one sets the base every later count is measured from.
+  const own = watch.reads > 0 ? (watch.ownWrites?.takeWrite() ?? null) : null;
   let results: D1Result<Row>[];
   try {
-    results = await db.batch<Row>([...stmts, db.prepare(CHANGES_SQL)]);
+    results = await db.batch<Row>([...stmts, ...(own ? [own.statement] : []), db.prepare(CHANGES_SQL)]);
   } catch (e) {
+    own?.settle(null);
     throw wrapBindingError("DATABASE_ERROR", what, e);
   }
-  watch.observe(results.pop() as unknown as D1Result<{ d1b_changes: number }>);
+  const changes = results.pop() as unknown as D1Result<{ d1b_changes: number }>;
+  const ownChanges = own ? (results.pop()?.meta.changes ?? 0) : 0;
+  own?.settle(ownChanges);
+  watch.observe(changes, ownChanges);
   return results;
 }
 

@@ -10,6 +10,7 @@
 // The dump keeps backup_lock's schema but never its rows (SCHEMA_ONLY_TABLES in dump.ts): the
 // row is the running backup's own lock, and a restored database must start unlocked.
 import { BackupError, errorMessage, wrapBindingError } from "../errors";
+import type { OwnWrites } from "./dump";
 
 export const BACKUP_LOCK_NAME = "backup";
 /**
@@ -205,7 +206,7 @@ export async function releaseBackupLock(db: D1Database, lock: Pick<HeldLock, "ow
  * most every TTL/4); `assertHeld` throws LEASE_LOST once renewals have failed past the expiry, so a
  * run that may have been taken over stops writing instead of racing the run that took over.
  */
-export class Lease {
+export class Lease implements OwnWrites {
   readonly owner: string;
   readonly startedAt: string;
   readonly tookOver: ExpiredLease | null;
@@ -214,6 +215,9 @@ export class Lease {
   private lost: BackupError | null = null;
   private inFlight: Promise<void> | null = null;
   private readonly state: LeaseState;
+  /** Open dump read windows: writes then wait for takeWrite instead of running on their own. */
+  private windows = 0;
+  private pending = false;
 
   constructor(
     private readonly db: D1Database,
@@ -242,19 +246,70 @@ export class Lease {
   }
 
   renewIfDue(): Promise<void> {
-    if (this.lost || this.clock().getTime() - this.renewedMs < this.ttlMs / 4) return Promise.resolve();
-    return this.write();
+    if (this.lost || !this.due()) return Promise.resolve();
+    return this.writeOrWait();
   }
 
   /** Records an open multipart upload, so a run taking over after a crash can abort it. */
   noteUpload(key: string, uploadId: string): Promise<void> {
     this.state.uploads.push({ key, uploadId });
-    return this.write();
+    return this.writeOrWait();
   }
 
   forgetUpload(uploadId: string): Promise<void> {
     this.state.uploads = this.state.uploads.filter((u) => u.uploadId !== uploadId);
+    return this.writeOrWait();
+  }
+
+  openWindow(): void {
+    this.windows++;
+  }
+
+  async closeWindow(): Promise<void> {
+    this.windows = Math.max(0, this.windows - 1);
+    if (this.windows === 0 && this.pending && !this.lost) await this.write();
+  }
+
+  takeWrite(): { statement: D1PreparedStatement; settle(changes: number | null): void } | null {
+    if (this.lost || this.inFlight || !(this.pending || this.due())) return null;
+    this.pending = false;
+    const now = this.clock().getTime();
+    const expiresMs = now + this.ttlMs;
+    return {
+      statement: this.statement(expiresMs),
+      settle: (changes) => {
+        if (changes === null) this.pending = true; // the batch failed: try again with the next
+        else this.settled(changes, now, expiresMs);
+      },
+    };
+  }
+
+  private due(): boolean {
+    return this.clock().getTime() - this.renewedMs >= this.ttlMs / 4;
+  }
+
+  /** Inside a dump's read window the write waits for the dump's next watched batch (takeWrite). */
+  private writeOrWait(): Promise<void> {
+    if (this.windows > 0) {
+      this.pending = true;
+      return Promise.resolve();
+    }
     return this.write();
+  }
+
+  private statement(expiresMs: number): D1PreparedStatement {
+    return this.db
+      .prepare("UPDATE backup_lock SET expires_at = ?3, state = ?4 WHERE name = ?1 AND owner = ?2")
+      .bind(BACKUP_LOCK_NAME, this.owner, new Date(expiresMs).toISOString(), JSON.stringify(this.state));
+  }
+
+  private settled(changes: number, now: number, expiresMs: number): void {
+    if (changes === 0) {
+      this.lost = new BackupError("LEASE_LOST", "this run's lease was taken over by another run (it expired without a renewal); stopping");
+      return;
+    }
+    this.expiresMs = expiresMs;
+    this.renewedMs = now;
   }
 
   /** Pushes the expiry forward and stores the state; one write at a time, later callers wait for it. */
@@ -263,24 +318,16 @@ export class Lease {
     const p = (async () => {
       const now = this.clock().getTime();
       const expiresMs = now + this.ttlMs;
+      this.pending = false;
       let changes: number;
       try {
-        const res = await this.db
-          .prepare("UPDATE backup_lock SET expires_at = ?3, state = ?4 WHERE name = ?1 AND owner = ?2")
-          .bind(BACKUP_LOCK_NAME, this.owner, new Date(expiresMs).toISOString(), JSON.stringify(this.state))
-          .run();
-        changes = res.meta.changes ?? 0;
+        changes = (await this.statement(expiresMs).run()).meta.changes ?? 0;
       } catch (e) {
         // Not fatal yet: the lease is still ours until expiresMs, and the next renewal may work.
         console.error(`renewing the backup lease failed (held until ${this.expiresAt}): ${errorMessage(e)}`);
         return;
       }
-      if (changes === 0) {
-        this.lost = new BackupError("LEASE_LOST", "this run's lease was taken over by another run (it expired without a renewal); stopping");
-        return;
-      }
-      this.expiresMs = expiresMs;
-      this.renewedMs = now;
+      this.settled(changes, now, expiresMs);
     })();
     this.inFlight = p;
     try {

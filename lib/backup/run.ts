@@ -6,7 +6,7 @@ import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup"
 import { BackupError, errorMessage, isBackupError } from "../errors";
 import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
 import { backupNameFor } from "./keys";
-import { withBackupLock, type LeaseOperation } from "./lock";
+import { withBackupLock, type Lease, type LeaseOperation } from "./lock";
 import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
 
 interface Bindings {
@@ -29,14 +29,14 @@ function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
  */
 async function underLease<T>(
   opts: Bindings & { owner: string; op: LeaseOperation; name?: string },
-  fn: (bucket: R2Bucket, db: D1Database, warnings: string[]) => Promise<T>,
+  fn: (bucket: R2Bucket, db: D1Database, warnings: string[], lease: Lease) => Promise<T>,
 ): Promise<T> {
   return withBackupLock(
     { db: opts.db, owner: opts.owner, op: opts.op, name: opts.name, ttlMs: opts.leaseTtlMs, now: opts.clock },
     async (lease) => {
       const warnings: string[] = [];
       if (lease.tookOver) warnings.push(describeRecovery(await recoverInterruptedRun(opts.db, opts.bucket, lease.tookOver)));
-      return fn(leasedBucket(opts.bucket, lease), leasedDb(opts.db, lease), warnings);
+      return fn(leasedBucket(opts.bucket, lease), leasedDb(opts.db, lease), warnings, lease);
     },
   );
 }
@@ -56,8 +56,8 @@ export async function runBackup(
   opts: Bindings & { now?: Date; actor?: string | null; trigger: BackupTrigger },
 ): Promise<BackupResult> {
   const now = opts.now ?? new Date();
-  return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings) => {
-    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger });
+  return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
+    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger, ownWrites: lease });
     result.summary.warnings.unshift(...warnings);
     return result;
   });
@@ -73,8 +73,8 @@ export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promi
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
-    return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings) => {
-      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null });
+    return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
+      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease });
       backup.summary.warnings.unshift(...warnings);
       const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
       const { summary } = backup;

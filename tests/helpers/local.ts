@@ -45,12 +45,15 @@ export function executeFileLocal(persistTo: string, file: string): string {
 /** The SQLite file behind the local D1 database in a persist directory. */
 export const d1File = localD1File;
 
+// The D1 file may be mid-commit in workerd while a test reads it: wait for the lock, do not fail.
+const BUSY_WAIT = ["-cmd", ".timeout 10000"];
+
 export function sqlite(file: string, sql: string): string {
-  return execFileSync("sqlite3", [file], { input: sql, encoding: "utf8", maxBuffer: 1024 * 1024 * 1024 });
+  return execFileSync("sqlite3", [...BUSY_WAIT, file], { input: sql, encoding: "utf8", maxBuffer: 1024 * 1024 * 1024 });
 }
 
 export function sqliteJson<T = Record<string, unknown>>(file: string, sql: string): T[] {
-  const out = execFileSync("sqlite3", ["-json", file], { input: sql, encoding: "utf8", maxBuffer: 1024 * 1024 * 1024 });
+  const out = execFileSync("sqlite3", [...BUSY_WAIT, "-json", file], { input: sql, encoding: "utf8", maxBuffer: 1024 * 1024 * 1024 });
   return out.trim() ? (JSON.parse(out) as T[]) : [];
 }
 

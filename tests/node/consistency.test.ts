@@ -10,6 +10,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupDatabase, listBackups, type Manifest } from "../../lib/backup";
 import { SCHEMA_ONLY_TABLES } from "../../lib/backup/dump";
+import { leasedBucket, leasedDb } from "../../lib/backup/interrupted";
 import { withBackupLock } from "../../lib/backup/lock";
 import { seedDemoData } from "../../lib/seed/seed";
 import { canonicalDump, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir } from "../helpers/local";
@@ -147,6 +148,66 @@ describe("writes landing between a paged backup's reads", () => {
     expect((await platform.env.DOCUMENTS.list({ prefix: `backups/.staging/${name}` })).objects).toEqual([]);
     const listing = await listBackups(platform.env.DOCUMENTS);
     expect([...listing.backups, ...listing.incomplete].map((b) => b.name)).not.toContain(name);
+  });
+});
+
+const WRITTEN =
+  "SELECT (SELECT count(*) FROM clients WHERE id LIKE 'consistency-client-%') AS clients, " +
+  "(SELECT count(*) FROM tickets WHERE id >= 50000000) AS tickets, (SELECT count(*) FROM ticket_comments) AS comments, " +
+  "(SELECT total(amount_paid) FROM invoices) AS paid;";
+
+describe("the run's own lease writes during a paged backup", () => {
+  // A 400 ms lease is due for renewal every 100 ms: dozens of renewals land inside the read window.
+  const TTL = 400;
+
+  it("ride inside the watched reads: one attempt, the lease kept alive, still exact", async () => {
+    const db = platform.env.DB;
+    const { manifest, lease } = await withBackupLock({ db, owner: "consistency-lease", ttlMs: TTL }, async (lease) => {
+      const started = lease.expiresAt;
+      const result = await backupDatabase({
+        db: leasedDb(db, lease),
+        bucket: leasedBucket(platform.env.DOCUMENTS, lease),
+        now: at(10),
+        dump: PAGED,
+        consistency: { attempts: 1 }, // any write mistaken for a foreign one fails the run
+        ownWrites: lease,
+      });
+      expect(Date.parse(lease.expiresAt)).toBeGreaterThan(Date.parse(started) + TTL); // renewed meanwhile
+      return { ...result, lease };
+    });
+    expect(lease.expiresAt).toBeTruthy();
+    expect(manifest.snapshot).toMatchObject({ mode: "paged", consistency: "total_changes", attempts: 1 });
+    const restored = restoreBoth(await downloadSql(manifest));
+    for (const r of [restored.sqlite, restored.d1]) expect(sqliteJson(r, "PRAGMA foreign_key_check;")).toEqual([]);
+  });
+
+  it("do not hide a foreign write: it is still seen and the attempt retried", async () => {
+    const writer = writingDb(platform.env.DB, 4, 1);
+    const { manifest } = await withBackupLock({ db: platform.env.DB, owner: "consistency-lease-2", ttlMs: TTL }, (lease) =>
+      backupDatabase({
+        db: leasedDb(writer.db, lease),
+        bucket: leasedBucket(platform.env.DOCUMENTS, lease),
+        now: at(11),
+        dump: PAGED,
+        consistency: { attempts: 3, backoffMs: 20 },
+        ownWrites: lease,
+      }),
+    );
+    expect(writer.writes).toBe(1);
+    expect(manifest.snapshot.attempts).toBe(2);
+    const restored = restoreBoth(await downloadSql(manifest));
+    // The source's own backup_lock row differs (the lease), so compare what the portal wrote: the
+    // one batch is in the backup, whole.
+    const source = sqliteJson(d1File(platform.persistTo), WRITTEN);
+    for (const r of [restored.sqlite, restored.d1]) expect(sqliteJson(r, WRITTEN)).toEqual(source);
+  });
+
+  it("without the window they would be taken for writes (the mechanism is needed)", async () => {
+    const db = platform.env.DB;
+    const err = await withBackupLock({ db, owner: "consistency-lease-3", ttlMs: TTL }, (lease) =>
+      backupDatabase({ db: leasedDb(db, lease), bucket: platform.env.DOCUMENTS, now: at(12), dump: PAGED, consistency: { attempts: 1 } }),
+    ).catch((e) => e);
+    expect(err.code).toBe("DATABASE_BUSY");
   });
 });
 
