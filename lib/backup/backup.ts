@@ -6,6 +6,7 @@ import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, type DumpOptio
 import { backupNameFor, keysFor } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";
 import { readSchema } from "./schema";
+import { signManifest, type SigningKey } from "./signature";
 import { MIN_PART_SIZE, copyWithMetadata, uploadGzip } from "./upload";
 
 export type BackupTrigger = "manual" | "scheduled" | "cli";
@@ -20,6 +21,8 @@ export interface BackupOptions {
   actor?: string | null;
   dump?: Partial<Omit<DumpOptions, "header">>;
   partSizeBytes?: number;
+  /** BACKUP_SIGNING_KEY, parsed at the entry point; null/absent: the backup is made unsigned and says so. */
+  signingKey?: SigningKey | null;
 }
 
 /** The shape the API returns for a backup (kept compatible with the original system). */
@@ -34,6 +37,8 @@ export interface BackupSummary {
   tables: string[];
   totalRows: number;
   snapshot: Manifest["snapshot"]["mode"];
+  /** Who signed the manifest (null: unsigned). */
+  signature: { alg: string; keyId: string } | null;
   warnings: string[];
 }
 
@@ -126,6 +131,8 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       totalRows,
       snapshot: stats.snapshot,
     };
+    // Signed last, over everything above: the object and SQL hashes are in it.
+    manifest.signature = options.signingKey ? await signManifest(manifest, options.signingKey) : null;
     try {
       // Written last: its presence is what marks the backup complete.
       await bucket.put(keys.manifest, JSON.stringify(manifest, null, 2), {
@@ -136,6 +143,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
     }
 
     const warnings: string[] = [];
+    if (!manifest.signature) warnings.push("unsigned backup: BACKUP_SIGNING_KEY is not set, so a restore needs --allow-unsigned (BACKUP_SETUP.md)");
     try {
       await bucket.delete(keys.staging);
     } catch (e) {
@@ -154,6 +162,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         rows: totalRows,
         duration_ms: manifest.durationMs,
         snapshot: stats.snapshot.mode,
+        signed_by: manifest.signature?.keyId ?? null,
       },
     });
     if (logWarning) warnings.push(logWarning);
@@ -171,6 +180,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         tables: stats.tables.map((t) => t.name),
         totalRows,
         snapshot: stats.snapshot.mode,
+        signature: manifest.signature ? { alg: manifest.signature.alg, keyId: manifest.signature.keyId } : null,
         warnings,
       },
     };

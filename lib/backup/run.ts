@@ -2,6 +2,7 @@
 // backup lock, so a manual backup, the nightly run and a cleanup never overlap.
 import { tryLogActivity } from "./activity";
 import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup";
+import type { SigningKey } from "./signature";
 import { BackupError, errorMessage, isBackupError } from "../errors";
 import { withBackupLock } from "./lock";
 import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
@@ -11,15 +12,18 @@ interface Bindings {
   bucket: R2Bucket;
 }
 
+/** BACKUP_SIGNING_KEY as the entry point parsed it (null: backups are made unsigned). */
+type Signing = { signingKey?: SigningKey | null };
+
 function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
   return actor ? `${trigger}:${actor}` : trigger;
 }
 
 export async function runBackup(
-  opts: Bindings & { now?: Date; actor?: string | null; trigger: BackupTrigger },
+  opts: Bindings & Signing & { now?: Date; actor?: string | null; trigger: BackupTrigger },
 ): Promise<BackupResult> {
   return withBackupLock({ db: opts.db, owner: lockOwner(opts.trigger, opts.actor) }, () =>
-    backupDatabase({ db: opts.db, bucket: opts.bucket, now: opts.now, actor: opts.actor, trigger: opts.trigger }),
+    backupDatabase({ db: opts.db, bucket: opts.bucket, now: opts.now, actor: opts.actor, trigger: opts.trigger, signingKey: opts.signingKey }),
   );
 }
 
@@ -29,13 +33,13 @@ export interface ScheduledRunResult {
 }
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
-export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promise<ScheduledRunResult> {
+export async function runScheduledBackup(opts: Bindings & Signing & { now?: Date }): Promise<ScheduledRunResult> {
   const { db, bucket } = opts;
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
     return await withBackupLock({ db, owner: "scheduled" }, async () => {
-      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null });
+      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, signingKey: opts.signingKey });
       const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
       const { summary } = backup;
       const warning = await tryLogActivity(db, {
