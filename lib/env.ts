@@ -11,6 +11,7 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
+import { parseSigningKey, type SigningKey } from "./backup";
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
@@ -190,4 +191,17 @@ export function getPublicHealthCacheMs(): number {
 export function getAlertWebhook(): AlertWebhook {
   const env = requestEnv();
   return once(env, "alerts", () => parseAlertWebhook(stringSetting(env, "ALERT_WEBHOOK_URL")));
+}
+
+/**
+ * BACKUP_SIGNING_KEY (a secret): the Ed25519 key each manifest is signed with. Unset: null, and
+ * backups are made unsigned and say so (a missing secret must not stop backups; restores refuse
+ * unsigned ones unless --allow-unsigned). Set but unusable: CONFIG_ERROR naming the setting, so a
+ * broken deploy is noticed instead of silently making unsigned backups.
+ */
+export async function getSigningKey(): Promise<SigningKey | null> {
+  const env = requestEnv();
+  const parsed = await once(env, "signing", () => parseSigningKey(stringSetting(env, "BACKUP_SIGNING_KEY")));
+  if (parsed.problem) throw new BackupError("CONFIG_ERROR", parsed.problem);
+  return parsed.key;
 }

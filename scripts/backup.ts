@@ -2,7 +2,7 @@
 // D1/R2 state that `wrangler --local` uses, printing the JSON the API returns. The library runs
 // inside workerd, as in production (lib/local/runner.ts).
 import { parseArgs } from "node:util";
-import { startLocalWorker } from "../lib/local";
+import { localSetting, startLocalWorker } from "../lib/local";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -22,6 +22,7 @@ async function main(): Promise<number> {
         "       npm run -s backup -- --latest                   the newest complete backup's name, for scripts",
         "       --lease-ttl SECONDS                             a shorter lease than the default 120 s (tests)",
         "default state: .wrangler/state (what wrangler --local uses)",
+        "signs the manifest with BACKUP_SIGNING_KEY (environment, else .dev.vars; npm run keys makes one); unset: unsigned",
       ].join("\n"),
     );
     return 0;
@@ -32,7 +33,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const leaseTtlMs = ttl === undefined ? undefined : Number(ttl) * 1000;
-  const worker = await startLocalWorker({ persistTo: values["persist-to"] });
+  const worker = await startLocalWorker({ persistTo: values["persist-to"], secrets: { BACKUP_SIGNING_KEY: localSetting("BACKUP_SIGNING_KEY") } });
   try {
     if (values.latest) {
       const res = await worker.call<{ backups?: { key: string }[] }>("/list");

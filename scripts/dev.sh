@@ -2,7 +2,8 @@
 # `npm run demo`: the whole system locally, offline, no Cloudflare or Clerk account.
 #   1. applies the portal's migrations to the local D1 database (wrangler's local state)
 #   2. seeds demo data if the database is empty
-#   3. runs one backup into local R2
+#   3. makes a manifest signing key pair in .dev.vars (npm run keys -- --dev-vars; an existing
+#      one is kept) and runs one signed backup into local R2
 #   4. makes sure .dev.vars has working auth settings (a local Clerk-style key pair, a random
 #      cron secret, an offline publishable key), keeping any value already there
 #   5. prints curl commands for the API, with a freshly minted admin token
@@ -37,7 +38,10 @@ npx wrangler d1 migrations apply tech-support-db --local --persist-to "$PERSIST"
 step "2/6 demo data (only if the database is empty)"
 npx tsx scripts/seed.ts --rows "${SEED_ROWS:-2000}" --if-empty --persist-to "$PERSIST"
 
-step "3/6 one backup into local R2"
+step "3/6 signing key (.dev.vars) and one signed backup into local R2"
+# Before the backup: the backup signs its manifest with BACKUP_SIGNING_KEY, and restores verify
+# with BACKUP_VERIFY_KEY, both read from .dev.vars.
+npx tsx scripts/keys.ts --dev-vars
 npx tsx scripts/backup.ts --persist-to "$PERSIST"
 
 step "4/6 auth settings in .dev.vars"

@@ -1,8 +1,11 @@
 // The quarterly restoration test (run it through scripts/test-restoration.sh). Parses arguments
 // and prints; the work is in lib/restoration-test (runRestorationTest).
+import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { parseVerifyKeys } from "../lib/backup";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
+import { localSetting } from "../lib/local";
 import { createReporter } from "../lib/restore";
 import { runRestorationTest } from "../lib/restoration-test";
 
@@ -23,6 +26,9 @@ every step, and writes docs/backup-tests/YYYY-QN-backup-test.md from the templat
   --log-to-db         record restoration_test_completed/_failed in activity_log (default: on
                       for local, off for --remote, where it writes to the remote database)
   --no-log-to-db      do not record it
+  --verify-key FILE   public key(s) the manifest's signature is checked with (default:
+                      BACKUP_VERIFY_KEY from the environment, else .dev.vars)
+  --allow-unsigned    test a backup whose signature is missing or does not verify (logged)
   --json              print the result as JSON
 Exit code: 0 passed, 1 failed (the report is written either way), 2 invalid arguments (no report).`;
 
@@ -36,6 +42,8 @@ async function main(): Promise<number> {
       "log-to-db": { type: "boolean" },
       "no-log-to-db": { type: "boolean", default: false },
       "work-dir": { type: "string" },
+      "verify-key": { type: "string" },
+      "allow-unsigned": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -46,6 +54,9 @@ async function main(): Promise<number> {
     return 0;
   }
   if (positionals.length > 1) throw new BackupError("INVALID_INPUT", `one backup at a time (got ${positionals.join(", ")})`);
+  const keyFile = values["verify-key"];
+  if (keyFile && !fs.existsSync(keyFile)) throw new BackupError("INVALID_INPUT", `--verify-key ${keyFile}: no such file`);
+  const keyText = keyFile ? fs.readFileSync(keyFile, "utf8") : localSetting("BACKUP_VERIFY_KEY");
   const result = await runRestorationTest({
     backup: positionals[0],
     remote: values.remote,
@@ -54,6 +65,8 @@ async function main(): Promise<number> {
     logToDb: values["no-log-to-db"] ? false : values["log-to-db"],
     workDir: values["work-dir"],
     reporter: createReporter({ quiet: values.quiet }),
+    verifyKeys: keyText ? await parseVerifyKeys(keyText) : [],
+    allowUnsigned: values["allow-unsigned"],
   });
   if (values.json) {
     console.log(JSON.stringify(result, null, 2));

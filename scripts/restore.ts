@@ -1,17 +1,29 @@
 // `npm run restore -- <backup> [options]`: restore a backup, safely. Parses arguments and prints;
 // all the work is in lib/restore (runRestore). See --help.
+import fs from "node:fs";
 import readline from "node:readline";
 import { parseArgs } from "node:util";
+import { parseVerifyKeys } from "../lib/backup";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
+import { localSetting } from "../lib/local";
 import { BUCKET_NAME as DEFAULT_BUCKET, DATABASE_NAME as DEFAULT_DATABASE } from "../lib/names";
-import { type BackupSource, createReporter, formatResult, type RestoreOptions, type RestoreResult, runRestore, type TargetSpec } from "../lib/restore";
+import {
+  type BackupSource,
+  createReporter,
+  formatResult,
+  installSignalCleanup,
+  type RestoreOptions,
+  type RestoreResult,
+  runRestore,
+  type TargetSpec,
+} from "../lib/restore";
 
 const HELP = `usage: npm run restore -- <backup> [target] [options]
        npm run restore -- --file FILE [--manifest FILE] [target] [options]
 
 Restores a backup made by d1-backup, safe by default: the backup is downloaded and verified
-against its manifest (object sha256, full gzip decompression, SQL sha256, end marker, format
-version, backup name) before anything is touched; a target that is not empty is refused (with a
+against its manifest (Ed25519 signature, object sha256, full gzip decompression, SQL sha256, end
+marker, format version, backup name) before anything is touched; a target that is not empty is refused (with a
 dry run of what would happen) unless --force; after the restore every table's row count is
 compared with the manifest, and PRAGMA foreign_key_check, PRAGMA quick_check and the latest
 d1_migrations entry are checked. Timings of every step and the total (RTO) are printed.
@@ -27,7 +39,14 @@ Backup (the source)
   --file FILE               a downloaded .sql.gz (or plain .sql) instead of a bucket
   --manifest FILE           its manifest (default: <name>.manifest.json beside the file)
   --no-manifest             restore a file without its manifest: only the gzip and the end marker
-                            are checked, row counts are not compared (last resort)
+                            are checked, row counts are not compared (last resort; needs
+                            --allow-unsigned: without a manifest there is no signature)
+
+Signature (every manifest is signed with BACKUP_SIGNING_KEY; see BACKUP_SETUP.md)
+  --verify-key FILE         the public key(s) to verify with (default: BACKUP_VERIFY_KEY from the
+                            environment, else .dev.vars); several, comma separated, after a rotation
+  --allow-unsigned          restore even though the signature is missing, unknown or wrong
+                            (printed loudly, and logged in activity_log as restore_unsigned_allowed)
 
 Target (full restore: exactly one)
   --to-sqlite FILE          a plain SQLite file; must not exist unless --force (it is then built
@@ -40,10 +59,12 @@ Target (full restore: exactly one)
 
 Safety
   --dry-run                 verify and print the plan (tables, rows, the exact command); change nothing
-  --force                   overwrite a non-empty target. SQLite: the file is replaced. D1: every
-                            user table, view and trigger is dropped first (children before parents)
-                            in the same file as the dump (one transaction locally); remote takes a
-                            Time Travel bookmark first and refuses to go on without one
+  --force                   overwrite a non-empty target, never losing it to a failed restore.
+                            SQLite: the new file is built and checked beside it, then renamed over
+                            it. D1: rehearsed and checked in a scratch local D1 first; then every
+                            user table, view and trigger is dropped (children before parents) in
+                            the same file as the dump, one atomic import; remote takes a Time
+                            Travel bookmark first and refuses to go on without one
   --yes                     do not ask to type the database name before changing a remote database
 
 Selective restore (put back rows; never deletes or overwrites anything)
@@ -57,20 +78,96 @@ Selective restore (put back rows; never deletes or overwrites anything)
   --max-statement-bytes N   largest statement in the put-back file (default 16384, max 100000)
 
 Output
-  --keep-sql FILE           also keep the verified plain SQL
+  --actor NAME              who is restoring, for activity_log (default: os:<your OS user>)
+  --keep-sql FILE           also keep the verified plain SQL (plaintext of every client: delete it)
   --json                    print the result as JSON (progress still goes to stderr)
   --quiet                   no progress on stderr
   --help
 
-Exit codes: 0 restored and checked (or dry run), 1 verification/restore/check failed,
-2 invalid arguments, 3 refused: the target is not empty (nothing changed).
+Temporary files (the download, the plain SQL, scratch databases) live in a private directory
+(0700) d1-backup-restore-<pid>-<random> under $TMPDIR, removed on every exit, Ctrl-C included; a
+later run removes what a killed run left and says so. Restores, put-backs, --force and
+--allow-unsigned are written to activity_log when the target is the portal's D1 database.
+
+Exit codes: 0 restored and checked (or dry run), 1 verification/restore/check failed (the target is
+unchanged unless the message says otherwise), 2 invalid arguments, 3 refused: the target is not
+empty (nothing changed), 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 
 Examples
   npm run restore -- database-2026-01-15-02-00-00 --persist-to restore-check
   npm run restore -- database-2026-01-15-02-00-00 --to-sqlite restored.db --dry-run
   npm run restore -- database-2026-01-15-02-00-00 --remote --database tech-support-db-restored
   npm run restore -- database-2026-01-15-02-00-00 --table ticket_comments --where "ticket_id = 42" --out put-back.sql
-  npm run restore -- --file ./database-2026-01-15-02-00-00.sql.gz --to-sqlite restored.db`;
+  npm run restore -- --file ./database-2026-01-15-02-00-00.sql.gz --to-sqlite restored.db
+  npm run backup -- --list          (the backups there are)`;
+
+/** Every option, for parseArgs and for the npm hint below. */
+const OPTIONS = {
+  file: { type: "string" },
+  manifest: { type: "string" },
+  "no-manifest": { type: "boolean", default: false },
+  remote: { type: "boolean", default: false },
+  local: { type: "boolean", default: false },
+  "source-persist-to": { type: "string" },
+  bucket: { type: "string" },
+  "to-sqlite": { type: "string" },
+  "persist-to": { type: "string" },
+  database: { type: "string" },
+  force: { type: "boolean", default: false },
+  "dry-run": { type: "boolean", default: false },
+  yes: { type: "boolean", default: false },
+  table: { type: "string", multiple: true },
+  where: { type: "string" },
+  out: { type: "string" },
+  apply: { type: "boolean", default: false },
+  "max-statement-bytes": { type: "string" },
+  "verify-key": { type: "string" },
+  "allow-unsigned": { type: "boolean", default: false },
+  actor: { type: "string" },
+  "keep-sql": { type: "string" },
+  json: { type: "boolean", default: false },
+  quiet: { type: "boolean", default: false },
+  help: { type: "boolean", default: false },
+} as const;
+
+const VALUE_NAMES: Record<string, string> = { file: "FILE", manifest: "FILE", "to-sqlite": "FILE", out: "FILE", "keep-sql": "FILE", "verify-key": "FILE", "persist-to": "DIR", "source-persist-to": "DIR", database: "NAME", bucket: "NAME", table: "NAME", actor: "NAME", where: '"SQL EXPR"', "max-statement-bytes": "N" };
+
+/**
+ * Options npm took for itself: `npm run restore NAME --force` (no `--`) hands --force to npm, which
+ * only leaves it in npm_config_force. Any of ours there means the command line lost flags.
+ */
+export function eatenByNpm(env: NodeJS.ProcessEnv = process.env): string[] {
+  if (env.npm_lifecycle_event !== "restore") return [];
+  return Object.keys(OPTIONS).filter((o) => {
+    const v = env[`npm_config_${o.replace(/-/g, "_")}`];
+    return v !== undefined && v !== "";
+  });
+}
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  }
+  return d[a.length][b.length];
+}
+
+/** parseArgs' errors as one line of ours (its own advise quoting and `--`, which misleads here). */
+function argumentError(e: unknown): BackupError {
+  const err = e as { code?: string; message?: string };
+  const opt = /'(--?[^' <]+)/.exec(err.message ?? "")?.[1] ?? "?";
+  const name = opt.replace(/^-+/, "").replace(/=.*$/, "");
+  if (err.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const near = Object.keys(OPTIONS).filter((o) => distance(o, name) <= 2).sort((a, b) => distance(a, name) - distance(b, name))[0];
+    return new BackupError("INVALID_INPUT", `unknown option ${opt}${near ? ` (did you mean --${near}?)` : ""}; see --help`);
+  }
+  if (err.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+    if (/does not take an argument/.test(err.message ?? "")) return new BackupError("INVALID_INPUT", `${opt} takes no value; see --help`);
+    return new BackupError("INVALID_INPUT", `${opt} needs a value: ${opt} ${VALUE_NAMES[name] ?? "VALUE"}`);
+  }
+  return new BackupError("INVALID_INPUT", `${errorMessage(e).split("\n")[0]}; see --help`);
+}
 
 function exitCodeFor(e: unknown): number {
   if (!isBackupError(e)) return 1;
@@ -88,35 +185,16 @@ async function ask(question: string): Promise<string> {
   }
 }
 
-export function parseRestoreArgs(argv: string[]): { options: RestoreOptions; json: boolean; quiet: boolean } | "help" {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      file: { type: "string" },
-      manifest: { type: "string" },
-      "no-manifest": { type: "boolean", default: false },
-      remote: { type: "boolean", default: false },
-      local: { type: "boolean", default: false },
-      "source-persist-to": { type: "string" },
-      bucket: { type: "string" },
-      "to-sqlite": { type: "string" },
-      "persist-to": { type: "string" },
-      database: { type: "string" },
-      force: { type: "boolean", default: false },
-      "dry-run": { type: "boolean", default: false },
-      yes: { type: "boolean", default: false },
-      table: { type: "string", multiple: true },
-      where: { type: "string" },
-      out: { type: "string" },
-      apply: { type: "boolean", default: false },
-      "max-statement-bytes": { type: "string" },
-      "keep-sql": { type: "string" },
-      json: { type: "boolean", default: false },
-      quiet: { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-  });
+type ParsedArgs = { options: Omit<RestoreOptions, "verifyKeys">; verifyKeyFile: string | undefined; json: boolean; quiet: boolean };
+
+export function parseRestoreArgs(argv: string[]): ParsedArgs | "help" {
+  let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (e) {
+    throw argumentError(e);
+  }
+  const { values, positionals } = parsed;
   if (values.help) return "help";
   const invalid = (m: string) => new BackupError("INVALID_INPUT", m);
   if (positionals.length > 1) throw invalid(`one backup at a time (got ${positionals.join(", ")})`);
@@ -150,35 +228,64 @@ export function parseRestoreArgs(argv: string[]): { options: RestoreOptions; jso
     if (!Number.isInteger(maxStatementBytes)) throw invalid(`--max-statement-bytes takes a whole number (got ${values["max-statement-bytes"]})`);
   }
 
-  const options: RestoreOptions = {
+  if (values.actor !== undefined && !values.actor.trim()) throw invalid("--actor needs a name");
+  const options: ParsedArgs["options"] = {
     source,
     target,
     force: values.force,
     dryRun: values["dry-run"],
     yes: values.yes,
     keepSql: values["keep-sql"],
+    allowUnsigned: values["allow-unsigned"],
+    actor: values.actor,
     selective: selective
       ? { tables: values.table ?? [], where: values.where, out: values.out, apply: values.apply, maxStatementBytes }
       : undefined,
   };
-  return { options, json: values.json, quiet: values.quiet };
+  return { options, verifyKeyFile: values["verify-key"], json: values.json, quiet: values.quiet };
+}
+
+/** BACKUP_VERIFY_KEY: --verify-key FILE, else the environment, else .dev.vars; parsed here, once. */
+async function loadVerifyKeys(file: string | undefined) {
+  let text: string | undefined;
+  if (file) {
+    try {
+      text = fs.readFileSync(file, "utf8");
+    } catch (e) {
+      throw new BackupError("INVALID_INPUT", `--verify-key ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : errorMessage(e)}`);
+    }
+  } else text = localSetting("BACKUP_VERIFY_KEY");
+  return text ? parseVerifyKeys(text) : [];
 }
 
 async function main(): Promise<number> {
   let parsed: ReturnType<typeof parseRestoreArgs>;
   let json = process.argv.includes("--json");
+  let verifyKeys: RestoreOptions["verifyKeys"];
   try {
+    const eaten = eatenByNpm();
+    if (eaten.length) {
+      // An eaten --dry-run must never turn into a real restore: stop, and say how to fix it.
+      throw new BackupError(
+        "INVALID_INPUT",
+        `npm took ${eaten.map((o) => `--${o}`).join(", ")} for itself (and left only their values): put -- before the restore's options, e.g. npm run restore -- <backup> --to-sqlite restored.db`,
+      );
+    }
     parsed = parseRestoreArgs(process.argv.slice(2));
+    if (parsed === "help") {
+      console.log(HELP);
+      return 0;
+    }
+    verifyKeys = await loadVerifyKeys(parsed.verifyKeyFile);
   } catch (e) {
     return report(e, json);
   }
-  if (parsed === "help") {
-    console.log(HELP);
-    return 0;
-  }
   json = parsed.json;
+  // From here on temporary files exist: Ctrl-C and kill remove them before exiting (130/143).
+  installSignalCleanup((signal) => console.error(`restore: ${signal}: stopped; temporary files removed, the target is unchanged unless a step above said it completed`));
   const options: RestoreOptions = {
     ...parsed.options,
+    verifyKeys,
     reporter: createReporter({ quiet: parsed.quiet }),
     ask: process.stdin.isTTY ? ask : undefined,
   };
@@ -201,6 +308,7 @@ function report(e: unknown, json: boolean): number {
   } else {
     if (dryRun) console.log(formatResult(dryRun).replace(/\nDRY RUN: .*$/, "\nREFUSED: the target is not empty; nothing was changed."));
     console.error(`restore: ${code}: ${errorMessage(e)}`);
+    // Only a bug has a stack worth showing; every expected failure is one line.
     if (!isBackupError(e) && e instanceof Error && e.stack) console.error(e.stack);
   }
   return exitCodeFor(e);

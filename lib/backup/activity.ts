@@ -1,5 +1,6 @@
 // Writes backup operations into the portal's activity_log, the admins' audit trail.
 import { errorMessage } from "../errors";
+import { quoteText } from "../sql";
 
 /**
  * Every action this library writes. A list (not only a type) because the dashboard's activity
@@ -17,6 +18,15 @@ export const BACKUP_ACTIONS = [
   // A failure or staleness alert to ALERT_WEBHOOK_URL was delivered / could not be (lib/monitor/nightly.ts).
   "backup_alert_sent",
   "backup_alert_failed",
+  // Written by npm run restore into the target when it is the portal's database (lib/restore): a
+  // full restore, a put-back applied, and separately each --force replacement and each backup
+  // restored without a verified signature (--allow-unsigned), so those are never buried in details.
+  "restore_completed",
+  "restore_failed",
+  "restore_forced",
+  "restore_unsigned_allowed",
+  "restore_put_back_completed",
+  "restore_put_back_failed",
 ] as const;
 
 export type BackupAction = (typeof BACKUP_ACTIONS)[number];
@@ -36,6 +46,18 @@ export async function logActivity(db: D1Database, entry: ActivityEntry): Promise
     )
     .bind(entry.userId ?? null, entry.action, entry.entityId ?? null, JSON.stringify(entry.details ?? {}))
     .run();
+}
+
+/**
+ * The same INSERT as logActivity, as SQL text, for tools that reach a database only through
+ * wrangler or sqlite3 (the restore CLI writing into a local or remote D1).
+ */
+export function activityInsertSql(entry: ActivityEntry): string {
+  const text = (v: string | null | undefined) => (v === null || v === undefined ? "NULL" : quoteText(v));
+  return (
+    "INSERT INTO activity_log (user_id, action, entity_type, entity_id, details) VALUES " +
+    `(${text(entry.userId)}, ${quoteText(entry.action)}, 'backup', ${text(entry.entityId)}, ${quoteText(JSON.stringify(entry.details ?? {}))});`
+  );
 }
 
 /**

@@ -6,6 +6,7 @@ import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, readSchemaFing
 import { backupNameFor, keysFor } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";
 import { dumpedTableCount, readSchema, type SchemaInfo } from "./schema";
+import { signManifest, type SigningKey } from "./signature";
 import { MIN_PART_SIZE, copyWithMetadata, uploadGzip, type StreamUploadResult } from "./upload";
 
 export type BackupTrigger = "manual" | "scheduled" | "cli";
@@ -24,6 +25,8 @@ export interface BackupOptions {
   consistency?: Partial<ConsistencyOptions>;
   /** The run's lease: its renewals must ride inside the dump's watched reads (see OwnWrites). */
   ownWrites?: OwnWrites;
+  /** BACKUP_SIGNING_KEY, parsed at the entry point; null/absent: the backup is made unsigned and says so. */
+  signingKey?: SigningKey | null;
 }
 
 export interface ConsistencyOptions {
@@ -51,6 +54,8 @@ export interface BackupSummary {
   tables: string[];
   totalRows: number;
   snapshot: Manifest["snapshot"]["mode"];
+  /** Who signed the manifest (null: unsigned). */
+  signature: { alg: string; keyId: string } | null;
   warnings: string[];
 }
 
@@ -170,6 +175,8 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       totalRows,
       snapshot: stats.snapshot,
     };
+    // Signed last, over everything above: the object and SQL hashes are in it.
+    manifest.signature = options.signingKey ? await signManifest(manifest, options.signingKey) : null;
     try {
       // Written last: its presence is what marks the backup complete.
       await bucket.put(keys.manifest, JSON.stringify(manifest, null, 2), {
@@ -180,6 +187,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
     }
 
     const warnings: string[] = [];
+    if (!manifest.signature) warnings.push("unsigned backup: BACKUP_SIGNING_KEY is not set, so a restore needs --allow-unsigned (BACKUP_SETUP.md)");
     try {
       await bucket.delete(keys.staging);
     } catch (e) {
@@ -198,6 +206,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         rows: totalRows,
         duration_ms: manifest.durationMs,
         snapshot: stats.snapshot.mode,
+        signed_by: manifest.signature?.keyId ?? null,
       },
     });
     if (logWarning) warnings.push(logWarning);
@@ -215,6 +224,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         tables: stats.tables.map((t) => t.name),
         totalRows,
         snapshot: stats.snapshot.mode,
+        signature: manifest.signature ? { alg: manifest.signature.alg, keyId: manifest.signature.keyId } : null,
         warnings,
       },
     };

@@ -12,9 +12,19 @@ export {
 export { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
 export { keysFor, parseBackupName } from "./keys";
 export { parseManifest, type Manifest } from "./manifest";
-export { BACKUP_ACTIONS, parseDetails, tryLogActivity, type BackupAction } from "./activity";
+export { activityInsertSql, BACKUP_ACTIONS, parseDetails, tryLogActivity, type BackupAction } from "./activity";
 export { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpStats } from "./dump";
 export { readSchema } from "./schema";
+export {
+  generateKeyPair,
+  parseSigningKey,
+  parseVerifyKeys,
+  signManifest,
+  verifyManifestSignature,
+  type SignatureState,
+  type SigningKey,
+  type VerifyKey,
+} from "./signature";
 export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } from "./run";

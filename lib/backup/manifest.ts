@@ -49,6 +49,9 @@ export const manifestSchema = z.object({
     databaseBytes: z.number().nullable(),
     budgetBytes: z.number(),
   }),
+  // Ed25519 over the rest of the manifest (signature.ts); null: made without BACKUP_SIGNING_KEY.
+  // Optional so that manifests from before signing still parse (and count as unsigned).
+  signature: z.object({ alg: z.literal("Ed25519"), keyId: z.string(), sig: z.string() }).nullable().optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -19,6 +19,7 @@ export function backupResponse(s: BackupSummary) {
       sha256: s.sha256,
       manifest: s.manifestKey,
       snapshot: s.snapshot,
+      signature: s.signature,
       ...(s.warnings.length ? { warnings: s.warnings } : {}),
     },
   };
@@ -42,6 +43,8 @@ export function listResponse(listing: BackupListing) {
         latest_migration: b.manifest.schema.latestMigration,
         snapshot: b.manifest.snapshot.mode,
         duration_ms: b.manifest.durationMs,
+        // Who signed it, as the manifest says; the restore is what verifies it (BACKUP_VERIFY_KEY).
+        signature: b.manifest.signature ? { alg: b.manifest.signature.alg, key_id: b.manifest.signature.keyId } : null,
       },
     })),
     total: listing.backups.length,
@@ -88,6 +91,7 @@ export function activitySummary(entry: { action: string; details: unknown }): st
   const n = (k: string) => (Array.isArray(d[k]) ? (d[k] as unknown[]).length : 0);
   const failure = () => [s("code"), s("reason")].filter(Boolean).join(": ");
   const name = (key: string) => parseBackupKey(key)?.name ?? key;
+  const rto = (ms: unknown) => (typeof ms === "number" ? `${(ms / 1000).toFixed(1)} s` : "?");
   switch (entry.action) {
     case "database_backup_created":
       return `${name(s("key"))}: ${typeof d.size === "number" ? formatBytes(d.size) : "?"}, ${s("tables")} tables, ${s("rows")} rows (${s("trigger")})`;
@@ -108,6 +112,18 @@ export function activitySummary(entry: { action: string; details: unknown }): st
       return `${s("kind")} alert sent to ${s("host")}`;
     case "backup_alert_failed":
       return `${s("kind") || "alert"} not delivered: ${s("error")}`;
+    // Restores (lib/restore), written into the restored database by npm run restore.
+    case "restore_completed":
+      return `${s("backup") || name(s("key"))} restored${d.force ? " over the existing data (--force)" : ""}: ${s("rows")} rows, RTO ${rto(d.rto_ms)}; signature ${s("signature")}`;
+    case "restore_failed":
+      return `restore of ${s("backup") || name(s("key"))} failed its checks: ${s("reason")}`;
+    case "restore_forced":
+      return `--force: ${s("replaced")} objects replaced by ${s("backup") || name(s("key"))}${s("bookmark") ? `; undo: Time Travel bookmark ${s("bookmark")}` : ""}`;
+    case "restore_unsigned_allowed":
+      return `--allow-unsigned: ${s("backup") || name(s("key"))} used although its signature is ${s("signature")} (${s("mode")})`;
+    case "restore_put_back_completed":
+    case "restore_put_back_failed":
+      return `put back ${s("rows")} rows of ${Array.isArray(d.tables) ? (d.tables as string[]).join(", ") : "?"}${s("where") ? ` where ${s("where")}` : ""} from ${s("backup") || name(s("key"))}${entry.action.endsWith("failed") ? ": some selected rows are missing afterwards" : ""}`;
     default:
       return JSON.stringify(d).slice(0, 200);
   }

@@ -3,6 +3,7 @@
 // cleans up after a run that died holding the lease (interrupted.ts).
 import { tryLogActivity } from "./activity";
 import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup";
+import type { SigningKey } from "./signature";
 import { BackupError, errorMessage, isBackupError } from "../errors";
 import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
 import { backupNameFor } from "./keys";
@@ -17,6 +18,9 @@ interface Bindings {
   /** The process clock the lease and the clock check use; the real one unless a test needs another. */
   clock?: () => Date;
 }
+
+/** BACKUP_SIGNING_KEY as the entry point parsed it (null: backups are made unsigned). */
+type Signing = { signingKey?: SigningKey | null };
 
 function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
   return actor ? `${trigger}:${actor}` : trigger;
@@ -53,11 +57,11 @@ function describeRecovery(r: InterruptedRunReport): string {
 }
 
 export async function runBackup(
-  opts: Bindings & { now?: Date; actor?: string | null; trigger: BackupTrigger },
+  opts: Bindings & Signing & { now?: Date; actor?: string | null; trigger: BackupTrigger },
 ): Promise<BackupResult> {
   const now = opts.now ?? new Date();
   return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
-    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger, ownWrites: lease });
+    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger, ownWrites: lease, signingKey: opts.signingKey });
     result.summary.warnings.unshift(...warnings);
     return result;
   });
@@ -69,12 +73,12 @@ export interface ScheduledRunResult {
 }
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
-export async function runScheduledBackup(opts: Bindings & { now?: Date }): Promise<ScheduledRunResult> {
+export async function runScheduledBackup(opts: Bindings & Signing & { now?: Date }): Promise<ScheduledRunResult> {
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
     return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
-      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease });
+      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease, signingKey: opts.signingKey });
       backup.summary.warnings.unshift(...warnings);
       const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
       const { summary } = backup;

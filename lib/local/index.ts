@@ -2,4 +2,5 @@
 // CLIs, and the pinned wrangler. (worker.ts is the runner's workerd entry, not part of this face.)
 export { DEFAULT_PERSIST_TO, openLocalPlatform, PROJECT_ROOT, type LocalPlatform } from "./platform";
 export { startLocalWorker, type LocalWorker } from "./runner";
+export { localSetting } from "./settings";
 export { localD1File, localD1Files, WRANGLER_BIN, wranglerEnv } from "./wrangler";

@@ -10,13 +10,21 @@ export interface LocalWorker {
   dispose(): Promise<void>;
 }
 
-export async function startLocalWorker(opts: { persistTo?: string; configPath?: string } = {}): Promise<LocalWorker> {
+export async function startLocalWorker(
+  opts: { persistTo?: string; configPath?: string; secrets?: Record<string, string | undefined> } = {},
+): Promise<LocalWorker> {
   // Offline: do not let miniflare try to download the Request.cf placeholder.
   process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
   process.env.WRANGLER_SEND_METRICS ??= "false";
   const worker = await unstable_startWorker({
     config: opts.configPath ?? path.join(PROJECT_ROOT, "wrangler.toml"),
     entrypoint: path.join(PROJECT_ROOT, "lib", "local", "worker.ts"),
+    // Secrets the CLI read (env or .dev.vars) are handed over explicitly: one source, not two.
+    bindings: Object.fromEntries(
+      Object.entries(opts.secrets ?? {})
+        .filter((e): e is [string, string] => e[1] !== undefined)
+        .map(([name, value]) => [name, { type: "secret_text" as const, value }]),
+    ),
     dev: {
       persist: path.resolve(opts.persistTo ?? DEFAULT_PERSIST_TO),
       server: { hostname: "127.0.0.1", port: 0 },

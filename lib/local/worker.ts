@@ -6,9 +6,11 @@ import {
   backupResponse,
   DEFAULT_DUMP_OPTIONS,
   dumpDatabase,
+  BackupError,
   errorResponse,
   listBackups,
   listResponse,
+  parseSigningKey,
   readSchema,
   runBackup,
   type DumpStats,
@@ -18,6 +20,8 @@ import { quoteIdent } from "../sql";
 interface Env {
   DB: D1Database;
   DOCUMENTS: R2Bucket;
+  /** Handed over by the CLI (scripts/backup.ts reads it from the environment or .dev.vars). */
+  BACKUP_SIGNING_KEY?: string;
 }
 
 export default {
@@ -25,14 +29,18 @@ export default {
     const url = new URL(request.url);
     try {
       if (request.method === "POST" && url.pathname === "/backup") {
+        // Parsed here, the entry point of this path, and handed down like in production.
+        const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
+        if (signing.problem) throw new BackupError("CONFIG_ERROR", signing.problem);
+        const signingKey = signing.key;
         const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number>; leaseTtlMs?: number };
         const now = body.now ? new Date(body.now) : undefined;
         const leaseTtlMs = body.leaseTtlMs;
         // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
         // like every other entry point, so the CLI never collides with the nightly run.
         const { summary, manifest } = body.dump
-          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump })
-          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs });
+          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey })
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "POST" && url.pathname === "/profile") {

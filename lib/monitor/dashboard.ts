@@ -168,6 +168,11 @@ export interface DashboardBackup {
   snapshot: "atomic" | "paged";
   trigger: string;
   durationMs: number;
+  /**
+   * The key that signed the manifest, as the manifest says (null: unsigned). The dashboard has no
+   * public key to check it with; the restore verifies it (BACKUP_VERIFY_KEY) before using it.
+   */
+  signedBy: string | null;
 }
 
 export interface Dashboard extends BackupStatus {
@@ -208,6 +213,7 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
       snapshot: b.manifest.snapshot.mode,
       trigger: b.manifest.trigger,
       durationMs: b.manifest.durationMs,
+      signedBy: b.manifest.signature?.keyId ?? null,
     })),
     incomplete: listing.incomplete,
     activity,

@@ -18,7 +18,7 @@
 // Alerts never change the outcome: a failure is rethrown as it was, whatever the delivery did, and
 // every delivery is recorded in activity_log (backup_alert_sent / backup_alert_failed) with the
 // webhook's host only: the URL is a secret.
-import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type ScheduledRunResult } from "../backup";
+import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type ScheduledRunResult, type SigningKey } from "../backup";
 import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
 import { getBackupHealth, STALE_AFTER_HOURS, type BackupHealth } from "./health";
 
@@ -155,6 +155,8 @@ export interface NightlyOptions extends DeliveryOptions {
   alertWebhook: AlertWebhook;
   /** Names the backup and is the "cron time" health is assessed at; the real clock by default. */
   now?: Date;
+  /** BACKUP_SIGNING_KEY as parsed by the entry point; null: the backup is made unsigned. */
+  signingKey?: SigningKey | null;
 }
 
 export interface NightlyResult extends ScheduledRunResult {
@@ -190,7 +192,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
 
   let result: ScheduledRunResult;
   try {
-    result = await runScheduledBackup({ db, bucket, now });
+    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey });
   } catch (e) {
     await alertNightlyFailure({ ...opts, db, bucket, alertWebhook: webhook, error: e, now });
     throw e;

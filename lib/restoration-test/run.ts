@@ -4,7 +4,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BackupError, errorMessage, isBackupError, keysFor, listBackups, parseBackupName, tryLogActivity } from "../backup";
+import { BackupError, errorMessage, isBackupError, keysFor, listBackups, parseBackupName, tryLogActivity, type VerifyKey } from "../backup";
 import { openLocalPlatform, PROJECT_ROOT } from "../local";
 import { DATABASE_NAME } from "../names";
 import { cleanToolOutput, createReporter, runRestore, wrangler, type Reporter, type RestoreResult } from "../restore";
@@ -28,6 +28,10 @@ export interface RestorationTestOptions {
   now?: Date;
   reporter?: Reporter;
   tester?: string;
+  /** BACKUP_VERIFY_KEY, parsed by the entry point: the test proves the backup is authentic too. */
+  verifyKeys: VerifyKey[];
+  /** Test a backup whose signature does not verify (the report and the restore say so). */
+  allowUnsigned?: boolean;
 }
 
 export interface RestorationTestResult {
@@ -69,7 +73,7 @@ async function logToRemote(action: string, key: string | null, details: Record<s
   if (res.code !== 0) throw new Error(cleanToolOutput(res.stderr || res.stdout));
 }
 
-export async function runRestorationTest(opts: RestorationTestOptions = {}): Promise<RestorationTestResult> {
+export async function runRestorationTest(opts: RestorationTestOptions): Promise<RestorationTestResult> {
   // Usage errors stop here, before a report is written: a report records a test, not a typo.
   if (opts.remote && !opts.backup) {
     throw new BackupError(
@@ -103,6 +107,8 @@ export async function runRestorationTest(opts: RestorationTestOptions = {}): Pro
       target: { kind: "d1", database: DATABASE_NAME, remote: false, persistTo: scratch },
       tempRoot: workDir,
       reporter,
+      verifyKeys: opts.verifyKeys,
+      allowUnsigned: opts.allowUnsigned,
     });
     backupKey = result.backup.key;
     notes.push(...result.warnings);

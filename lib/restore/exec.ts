@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import type { Readable } from "node:stream";
 import { PROJECT_ROOT, WRANGLER_BIN, wranglerEnv } from "../local";
-
+import { trackChild } from "./cleanup";
 
 export interface RunResult {
   code: number;
@@ -28,6 +28,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
   const maxKeep = opts.maxKeep ?? 64 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd ?? PROJECT_ROOT, env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    trackChild(child);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outLen = 0;

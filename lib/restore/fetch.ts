@@ -38,11 +38,18 @@ export interface FetchedBackup {
   manifestOrigin: string;
 }
 
+/** Where a person sees which backups exist, for "not found" messages. */
+function listHint(where: string): string {
+  return where.includes("(remote)")
+    ? "the backups there are listed by GET /api/admin/backup (or the dashboard)"
+    : "see the backups there with npm run backup -- --list";
+}
+
 function missingManifest(name: string, where: string, objectExists: boolean | null): BackupError {
   const key = keysFor(name).manifest;
   const why =
     objectExists === false
-      ? "and there is no backup object either: no such backup"
+      ? `and there is no backup object either: no such backup (${listHint(where)})`
       : objectExists
         ? "but the backup object exists: the backup is incomplete (interrupted before its manifest was written, or the manifest was deleted)"
         : "";
@@ -57,7 +64,7 @@ function missingManifest(name: string, where: string, objectExists: boolean | nu
 
 function missingObject(name: string, where: string): BackupError {
   const key = keysFor(name).object;
-  return new BackupError("NOT_FOUND", `backup object ${key} was not found in ${where}`, {
+  return new BackupError("NOT_FOUND", `backup object ${key} was not found in ${where} (${listHint(where)})`, {
     details: { check: "object-present", name, key },
   });
 }

@@ -13,6 +13,9 @@ function pad(s: string | number, n: number, right = false): string {
 export function formatResult(r: RestoreResult): string {
   const lines: string[] = [];
   const b = r.backup;
+  // First and last, so nobody misses it: this backup's origin was not proven.
+  const unverified = b.signature.allowed ? `!!! UNVERIFIED BACKUP (signature: ${b.signature.state}): used because of --allow-unsigned` : null;
+  if (unverified) lines.push(unverified);
   lines.push(`Backup    ${b.name ?? "(unnamed)"}  ${b.key}`);
   lines.push(`          from ${b.origin}`);
   const facts = [
@@ -82,6 +85,8 @@ export function formatResult(r: RestoreResult): string {
     lines.push(`  ${pad("total (RTO)", 22)} ${pad(formatMs(r.totalMs), 10, true)}`);
   }
 
+  if (r.audit.length > 0) lines.push(`Logged in the target's activity_log: ${r.audit.join(", ")}`);
+  if (unverified) lines.push(unverified);
   if (r.mode === "dry-run") lines.push("DRY RUN: verified; nothing was changed.");
   else if (r.mode === "put-back" && !r.putBack?.applied) lines.push(`PUT-BACK FILE WRITTEN: the target was not changed (add --apply, or run the command above).`);
   else lines.push(r.ok ? "RESULT: OK" : "RESULT: FAILED (see the checks above)");

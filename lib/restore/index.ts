@@ -11,3 +11,5 @@ export { formatResult } from "./format";
 // Also what lib/restoration-test needs to run tools and describe them in its report.
 export { cleanToolOutput, wrangler } from "./exec";
 export { sqliteVersion } from "./sqlite";
+// The CLIs remove the private temp directory on SIGINT/SIGTERM (cleanup.ts says why only they do).
+export { installSignalCleanup } from "./cleanup";

@@ -13,6 +13,8 @@ export interface Reporter {
   /** A progress line for the running step (throttled; overwritten in place on a terminal). */
   progress(text: string): void;
   info(text: string): void;
+  /** Something a person must see (an unverified backup being restored): printed even with --quiet. */
+  warn(text: string): void;
   readonly timings: StepTiming[];
   /** Milliseconds since the reporter was made. */
   elapsed(): number;
@@ -57,6 +59,10 @@ export function createReporter(opts: ReporterOptions = {}): Reporter {
       endLine();
       write(`${text}\n`);
     },
+    warn(text) {
+      endLine();
+      write(`${text}\n`);
+    },
     progress(text) {
       if (opts.quiet) return;
       const now = Date.now();
@@ -96,5 +102,5 @@ export function createReporter(opts: ReporterOptions = {}): Reporter {
 
 /** A reporter that prints nothing (library callers and tests that only want the timings). */
 export function silentReporter(): Reporter {
-  return createReporter({ quiet: true });
+  return createReporter({ quiet: true, write: () => {} });
 }

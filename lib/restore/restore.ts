@@ -6,9 +6,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { BackupError, type Manifest } from "../backup";
+import { activityInsertSql, BackupError, errorMessage, formatBytes, type BackupAction, type Manifest, type VerifyKey } from "../backup";
 import { DATABASE_NAME } from "../names";
 import { runChecks, type CheckReport } from "./checks";
+import { makeWorkDir, release, sweepRestoring, sweepWorkDirs, type Leftover } from "./cleanup";
 import { fetchBackup, type BackupSource } from "./fetch";
 import { createReporter, type Reporter, type StepTiming } from "./progress";
 import { comparePutBack, writePutBack, type PutBackResult } from "./put-back";
@@ -40,6 +41,12 @@ export interface RestoreOptions {
   keepSql?: string;
   /** Parent directory of the temporary working directory (default: the system's). */
   tempRoot?: string;
+  /** Public keys (BACKUP_VERIFY_KEY / --verify-key), parsed by the entry point. */
+  verifyKeys: VerifyKey[];
+  /** Restore a backup whose signature is missing or does not verify (printed loudly and logged). */
+  allowUnsigned?: boolean;
+  /** Who is restoring, for activity_log (default: the OS user). */
+  actor?: string;
   reporter?: Reporter;
   /** Asks a person to type something (remote confirmation); without it remote needs --yes. */
   ask?: (question: string) => Promise<string>;
@@ -56,6 +63,8 @@ export interface BackupInfo {
   latestMigration: string | null;
   totalRows: number | null;
   tables: { name: string; rows: number }[];
+  /** "valid" (with keyId), or why not; `allowed`: restored anyway with --allow-unsigned. */
+  signature: { state: string; keyId: string | null; allowed: boolean };
 }
 
 export interface TargetInfo {
@@ -89,6 +98,8 @@ export interface RestoreResult {
   timings: StepTiming[];
   totalMs: number;
   warnings: string[];
+  /** The activity_log rows written into the target (empty: not the portal database, or nothing changed). */
+  audit: BackupAction[];
 }
 
 /** What differs between the outcomes of a run; the rest (backup, verification, timings) is common. */
@@ -107,6 +118,7 @@ function backupInfo(v: VerifiedBackup): BackupInfo {
     latestMigration: m?.schema.latestMigration ?? null,
     totalRows: m?.totalRows ?? null,
     tables: m?.tables ?? [],
+    signature: { state: v.signature.state, keyId: "keyId" in v.signature ? v.signature.keyId : null, allowed: v.signature.allowed },
   };
 }
 
@@ -147,24 +159,85 @@ async function confirmRemote(opts: RestoreOptions, database: string, what: strin
   if (answer !== database) throw new BackupError("INVALID_INPUT", `not confirmed (typed "${answer}", expected "${database}"): nothing was changed`);
 }
 
+/** The actor for activity_log: --actor, else the OS user (a CLI has no Clerk session). */
+function actorOf(opts: RestoreOptions): string {
+  if (opts.actor) return opts.actor;
+  try {
+    return `os:${os.userInfo().username}`;
+  } catch {
+    return "os:unknown";
+  }
+}
+
+/**
+ * Audit rows go into the target when it is the portal's database (a D1 named like it, with its
+ * activity_log), so the admins' trail shows restores next to backups. A SQLite file is not the
+ * portal. Never fails the restore: a row that cannot be written becomes a warning.
+ */
+async function audit(
+  target: Target,
+  rows: { action: BackupAction; details: Record<string, unknown> }[],
+  ctx: { opts: RestoreOptions; verified: VerifiedBackup; warnings: string[]; written: BackupAction[] },
+): Promise<void> {
+  const spec = target.spec;
+  if (spec.kind !== "d1" || spec.database !== DATABASE_NAME || rows.length === 0) return;
+  try {
+    const has = await target.query<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'activity_log'");
+    if (!has[0]?.n) return;
+    const actor = actorOf(ctx.opts);
+    const sig = ctx.verified.signature;
+    const common = {
+      actor,
+      backup: ctx.verified.name,
+      key: ctx.verified.key,
+      target: target.label,
+      signature: sig.state === "valid" ? `valid:${sig.keyId}` : sig.state,
+    };
+    const sql = rows
+      .map((r) => activityInsertSql({ action: r.action, userId: actor, entityId: ctx.verified.key, details: { ...common, ...r.details } }))
+      .join("\n");
+    await target.execute(sql);
+    ctx.written.push(...rows.map((r) => r.action));
+  } catch (e) {
+    ctx.warnings.push(`could not write ${rows.map((r) => r.action).join(", ")} to activity_log of ${target.label}: ${errorMessage(e)}`);
+  }
+}
+
+function reportLeftovers(found: Leftover[], reporter: Reporter, warnings: string[]): void {
+  for (const l of found) {
+    const line = `removed the leftovers of a killed restore (pid ${l.pid}, no longer running): ${l.path} (${formatBytes(l.bytes)})`;
+    reporter.warn(line);
+    warnings.push(line);
+  }
+}
+
 export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   validate(opts);
   const reporter = opts.reporter ?? createReporter();
   const started = Date.now();
-  const workDir = fs.mkdtempSync(path.join(opts.tempRoot ?? os.tmpdir(), "d1-restore-"));
   const warnings: string[] = [];
+  const root = opts.tempRoot ?? os.tmpdir();
+  // A run killed with SIGKILL (or a crash) could not clean up: its plaintext goes now.
+  reportLeftovers(sweepWorkDirs(root), reporter, warnings);
+  const workDir = makeWorkDir(root);
+  const written: BackupAction[] = [];
   try {
     const fetched = await reporter.step("download", () => fetchBackup(opts.source, workDir, reporter));
-    const verified = await reporter.step("verify", () => verifyBackup(fetched, workDir, reporter));
+    const verified = await reporter.step("verify", () =>
+      verifyBackup(fetched, workDir, reporter, { verifyKeys: opts.verifyKeys, allowUnsigned: opts.allowUnsigned }),
+    );
     if (!verified.manifest) warnings.push("restored WITHOUT a manifest: the backup's integrity and row counts were not verified");
+    if (verified.signature.allowed) warnings.push(`UNVERIFIED SIGNATURE (${verified.signature.state}): restored because of --allow-unsigned`);
     if (opts.keepSql) fs.copyFileSync(verified.sqlFile, path.resolve(opts.keepSql));
-    const base = { backup: backupInfo(verified), verification: verified.checks, bookmark: null, warnings };
+    const base = { backup: backupInfo(verified), verification: verified.checks, bookmark: null, warnings, audit: written };
     // Built in one place so every outcome (dry run, refusal, restore, put-back) has the same shape.
     const result = (outcome: Outcome): RestoreResult => ({ ...base, ...outcome, timings: reporter.timings, totalMs: Date.now() - started });
+    const ctx = { opts, verified, warnings, written };
 
-    if (opts.selective) return await putBack(opts, verified, workDir, reporter, warnings, result);
+    if (opts.selective) return await putBack(opts, verified, workDir, reporter, warnings, result, ctx);
 
     const target = openTarget(opts.target!);
+    if (opts.target!.kind === "sqlite") reportLeftovers(sweepRestoring(path.resolve(opts.target!.file)), reporter, warnings);
     const state = await reporter.step("inspect target", () => target.inspect());
     const info = targetInfo(target, state);
     const replacing = !info.empty;
@@ -172,7 +245,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       command: target.restoreCommand(opts.keepSql ? path.resolve(opts.keepSql) : verified.sqlFile),
       replaces: replacing
         ? info.kind === "sqlite"
-          ? [`${target.label} is replaced as a whole (built beside it, then renamed over it)`]
+          ? [`${target.label} is replaced as a whole (built beside it, checked, then renamed over it)`]
           : dropAllSql(state).trim().split("\n")
         : [],
       notes: [],
@@ -180,12 +253,12 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (!opts.keepSql) plan.notes.push("the SQL file in the command is a verified temporary copy; keep one with --keep-sql FILE");
     if (replacing && info.kind !== "sqlite") {
       plan.notes.push(
-        "--force drops every user table, view and trigger first (children before parents), in the same file as the dump: " +
-          "the dump's CREATE TABLEs must not meet existing tables, and locally the file runs as one transaction",
+        "--force first rehearses the restore in a scratch local D1 and runs the checks there; only then are every user table, " +
+          "view and trigger dropped (children before parents) in the same file as the dump, imported as one transaction",
       );
     }
     if (info.kind === "sqlite") {
-      plan.notes.push("sqlite3 builds the database beside the target (<file>.restoring-<pid>) in one transaction and it is renamed over the target when complete");
+      plan.notes.push("sqlite3 builds the database beside the target (<file>.restoring-<pid>) in one transaction; the checks run on it, and only then is it renamed over the target");
     }
     if (info.kind === "d1-remote") plan.notes.push("remote: asks you to type the database name (or --yes); with --force a Time Travel bookmark is taken first");
 
@@ -217,12 +290,54 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       }
     }
 
-    await reporter.step("restore", () => target.restore(verified.sqlFile, { replace: replacing ? state : null, workDir, reporter }));
-    const checks = await reporter.step("checks", () => runChecks(target.query, verified.manifest));
-    return result({ ok: checks.ok, mode: "restore", target: info, plan, checks, putBack: null, bookmark });
+    const staged = await reporter.step("restore", () => target.restore(verified.sqlFile, { replace: replacing ? state : null, workDir, reporter }));
+    let checks = await reporter.step("checks", () => runChecks(staged.query, verified.manifest));
+    const rows = checks.tables.reduce((n, t) => n + (t.actual ?? 0), 0);
+    const outcome = (ok: boolean, c: CheckReport) => result({ ok, mode: "restore", target: info, plan, checks: c, putBack: null, bookmark });
+    if (!checks.ok) {
+      staged.discard();
+      if (staged.commitImports || info.kind === "sqlite") {
+        warnings.push(`the new database failed its checks in ${staged.where}: ${target.label} was NOT changed`);
+      } else {
+        // Imported straight into an empty target: nothing was lost, but the target now holds it.
+        warnings.push(`the restored database failed its checks; ${target.label} was empty before and now holds this failed restore`);
+        await audit(target, [{ action: "restore_failed", details: { mode: "restore", force: false, rows, reason: failedChecks(checks) } }], ctx);
+      }
+      return outcome(false, checks);
+    }
+    if (staged.commitImports) {
+      await reporter.step("replace", () => staged.commit(reporter));
+      checks = await reporter.step("checks after replace", () => runChecks(target.query, verified.manifest));
+    } else {
+      await staged.commit(reporter);
+    }
+    const rtoMs = Date.now() - started;
+    const details = { mode: "restore", force: replacing, rows, tables: checks.tables.length, rto_ms: rtoMs, bookmark };
+    if (!checks.ok) {
+      await audit(target, [{ action: "restore_failed", details: { ...details, reason: failedChecks(checks) } }], ctx);
+    } else {
+      await audit(
+        target,
+        [
+          { action: "restore_completed", details },
+          ...(replacing ? [{ action: "restore_forced" as const, details: { ...details, replaced: info.contents.length } }] : []),
+          ...(verified.signature.allowed ? [{ action: "restore_unsigned_allowed" as const, details }] : []),
+        ],
+        ctx,
+      );
+    }
+    return outcome(checks.ok, checks);
   } finally {
-    fs.rmSync(workDir, { recursive: true, force: true });
+    release(workDir);
   }
+}
+
+function failedChecks(c: CheckReport): string {
+  return c.checks
+    .filter((x) => !x.ok)
+    .map((x) => `${x.check}: ${x.detail}`)
+    .join("; ")
+    .slice(0, 500);
 }
 
 async function putBack(
@@ -232,7 +347,9 @@ async function putBack(
   reporter: Reporter,
   warnings: string[],
   result: (outcome: Outcome) => RestoreResult,
+  ctx: Parameters<typeof audit>[2],
 ): Promise<RestoreResult> {
+  const started = Date.now();
   const sel = opts.selective!;
   const spec: TargetSpec = opts.target ?? { kind: "d1", database: DATABASE_NAME, remote: false };
   const target = openTarget(spec);
@@ -280,6 +397,15 @@ async function putBack(
     } else {
       warnings.push("remote target: rows were applied; compare counts in the target yourself (no local file to check against)");
     }
+    const details = { mode: "put-back", tables: written.tables.map((t) => t.name), where: written.where, rows: written.rows, rto_ms: Date.now() - started, file: out };
+    await audit(
+      target,
+      [
+        { action: ok ? "restore_put_back_completed" : "restore_put_back_failed", details },
+        ...(verified.signature.allowed ? [{ action: "restore_unsigned_allowed" as const, details }] : []),
+      ],
+      ctx,
+    );
   }
   return result({ ok, mode: "put-back", target: info, plan, checks: null, putBack: { ...written, applied: !!sel.apply && !opts.dryRun, comparison } });
 }

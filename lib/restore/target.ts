@@ -6,6 +6,8 @@ import path from "node:path";
 import { BackupError, formatBytes } from "../backup";
 import { fts5ShadowNames, isInternalTable, orderByForeignKeys, quoteIdent } from "../sql";
 import { DEFAULT_PERSIST_TO, localD1Files } from "../local";
+import { DATABASE_NAME } from "../names";
+import { own, release } from "./cleanup";
 import { cleanToolOutput, fileExists, shellQuote, wrangler, wranglerCommand } from "./exec";
 import type { Reporter } from "./progress";
 import { SQLITE3, sqliteApplyFile, sqliteQuery } from "./sqlite";
@@ -33,6 +35,23 @@ export interface TargetState {
 
 export type Query = <T = Record<string, unknown>>(sql: string) => Promise<T[]>;
 
+/**
+ * A restore that is built but not yet in place. The checks run on `query` first; only then does
+ * commit() put it in place, so a restore that fails its import or its checks never costs the old
+ * target anything (--force included).
+ */
+export interface StagedRestore {
+  /** Read-only queries on the new database (where the checks run). */
+  query: Query;
+  /** For people: where the checks ran. */
+  where: string;
+  /** Whether commit() imports into the target (D1 --force): the checks are then run again on it. */
+  commitImports: boolean;
+  commit(reporter: Reporter): Promise<void>;
+  /** Throws the staged database away; the target is as it was. */
+  discard(): void;
+}
+
 export interface Target {
   spec: TargetSpec;
   /** For people: "SQLite file /x/y.db", "local D1 tech-support-db in DIR", … */
@@ -40,13 +59,15 @@ export interface Target {
   inspect(): Promise<TargetState>;
   /** The exact command that restores `sqlFile` into this target. */
   restoreCommand(sqlFile: string): string;
-  /** Restores a verified dump; `replace` = the target is not empty and --force was given. */
-  restore(sqlFile: string, opts: { replace: TargetState | null; workDir: string; reporter: Reporter }): Promise<void>;
+  /** Builds a verified dump, not yet in place; `replace` = the target is not empty and --force was given. */
+  restore(sqlFile: string, opts: { replace: TargetState | null; workDir: string; reporter: Reporter }): Promise<StagedRestore>;
   /** The exact command that applies a put-back file. */
   applyCommand(sqlFile: string): string;
   apply(sqlFile: string, reporter: Reporter): Promise<void>;
   /** Read-only queries on the target, after a restore (for the checks). */
   query: Query;
+  /** Runs statements that change the target (the activity_log audit rows). */
+  execute(sql: string): Promise<void>;
   /** The SQLite file behind the target, when there is one on this machine. */
   localFile(): string | null;
 }
@@ -122,22 +143,36 @@ function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
     restoreCommand: (sqlFile) =>
       `(echo 'BEGIN;'; cat ${shellQuote(sqlFile)}; echo 'COMMIT;') | ${SQLITE3} -bail ${shellQuote(file)}`,
     async restore(sqlFile, { reporter }) {
-      // Built beside the target and renamed over it: the old file (with --force) stays intact
-      // until the new one is complete, and a failed restore leaves no half-filled file behind.
+      // Built beside the target and checked there; renamed over it only by commit(), so the old
+      // file (with --force) is untouched by a restore that fails its import or its checks.
       fs.mkdirSync(path.dirname(file), { recursive: true });
       const building = `${file}.restoring-${process.pid}`;
-      fs.rmSync(building, { force: true });
+      const scraps = [building, `${building}-journal`];
+      const discard = () => scraps.forEach(release);
+      for (const p of scraps) {
+        fs.rmSync(p, { force: true });
+        own(p); // removed on SIGINT/SIGTERM too; a later run removes a killed run's (cleanup.ts)
+      }
       const total = fs.statSync(sqlFile).size;
       try {
         await sqliteApplyFile(building, sqlFile, (p) =>
           reporter.progress(`${p.table ? `table ${p.table}: ` : ""}~${p.rows} rows, ${formatBytes(p.bytes)} of ${formatBytes(total)} of SQL`),
         );
-        for (const suffix of ["-wal", "-shm", "-journal"]) fs.rmSync(`${file}${suffix}`, { force: true });
-        fs.renameSync(building, file);
-      } finally {
-        fs.rmSync(building, { force: true });
-        fs.rmSync(`${building}-journal`, { force: true });
+      } catch (e) {
+        discard();
+        throw e;
       }
+      return {
+        query: (sql) => sqliteQuery(building, sql),
+        where: `the new file ${path.basename(building)}, before it replaces ${path.basename(file)}`,
+        commitImports: false,
+        async commit() {
+          for (const suffix of ["-wal", "-shm", "-journal"]) fs.rmSync(`${file}${suffix}`, { force: true });
+          fs.renameSync(building, file);
+          discard();
+        },
+        discard,
+      };
     },
     applyCommand: (sqlFile) => `(echo 'BEGIN;'; cat ${shellQuote(sqlFile)}; echo 'COMMIT;') | ${SQLITE3} -bail ${shellQuote(file)}`,
     async apply(sqlFile, reporter) {
@@ -145,6 +180,9 @@ function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
       await sqliteApplyFile(file, sqlFile, (p) => reporter.progress(`~${p.rows} rows, ${formatBytes(p.bytes)}`));
     },
     query,
+    async execute(sql) {
+      await sqliteQuery(file, sql, { readonly: false });
+    },
     localFile: () => file,
   };
 }
@@ -160,7 +198,7 @@ function d1Args(spec: D1Spec): string[] {
 
 function wranglerQuery(spec: { database: string; remote: boolean; persistTo?: string }): Query {
   return async <T>(sql: string): Promise<T[]> => {
-    const args = ["d1", "execute", ...d1Args(spec), "--json", "--command", sql];
+    const args = ["d1", "execute", ...d1Args(spec), "--json", "--command", sql, ...(spec.remote ? ["--yes"] : [])];
     const res = await wrangler(args);
     let parsed: unknown;
     try {
@@ -214,10 +252,11 @@ function localD1Target(spec: { kind: "d1"; database: string; remote: false; pers
       return readState(query, true);
     },
     restoreCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
-    restore: (sqlFile, opts) => restoreD1(spec, sqlFile, opts, "restoring"),
+    restore: (sqlFile, opts) => restoreD1(spec, sqlFile, opts, "restoring", query),
     applyCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
     apply: (sqlFile, reporter) => runWranglerFile(spec, sqlFile, reporter, "applying"),
     query,
+    execute: async (sql) => void (await viaWrangler(sql)),
     localFile: file,
   };
   return target;
@@ -226,29 +265,43 @@ function localD1Target(spec: { kind: "d1"; database: string; remote: false; pers
 const d1FileCommand = (spec: D1Spec, sqlFile: string) => wranglerCommand(["d1", "execute", ...d1Args(spec), "--file", sqlFile, "--yes"]);
 
 /**
- * A verified dump into a D1 database. Replacing (--force on a non-empty database), the drops go
- * first in the same file as the dump: locally wrangler runs one file as one transaction, so a dump
- * that fails after the drops rolls them back too and the old data is still there; remotely D1
- * imports the file as one job, and the Time Travel bookmark taken before (restore.ts) is the way
- * back if it fails half way.
+ * A verified dump into a D1 database. Into an empty one it is imported directly (a failure has
+ * nothing to destroy). Replacing (--force), it is first rehearsed in a scratch local D1 in the
+ * private work directory, where the checks run; only then does commit() import the drops and the
+ * dump as ONE file: wrangler runs a file as one transaction locally and D1 imports it as one job
+ * remotely, so a failing import leaves the old database as it was (locally byte for byte; remotely
+ * the Time Travel bookmark taken before, restore.ts, is the way back).
  */
 async function restoreD1(
   spec: D1Spec,
   sqlFile: string,
   { replace, workDir, reporter }: { replace: TargetState | null; workDir: string; reporter: Reporter },
   verb: string,
-): Promise<void> {
-  let file = sqlFile;
-  if (replace && replace.objects.length > 0) {
-    file = path.join(workDir, `replace-${path.basename(sqlFile)}`);
-    fs.writeFileSync(file, dropAllSql(replace));
-    await appendFile(sqlFile, file);
+  query: Query,
+): Promise<StagedRestore> {
+  if (!replace || replace.objects.length === 0) {
+    await runWranglerFile(spec, sqlFile, reporter, verb);
+    return { query, where: "the target", commitImports: false, commit: async () => {}, discard: () => {} };
   }
-  try {
-    await runWranglerFile(spec, file, reporter, verb);
-  } finally {
-    if (file !== sqlFile) fs.rmSync(file, { force: true });
-  }
+  // The rehearsal uses the binding wrangler.toml declares, whatever the target's name.
+  const rehearsal = { database: DATABASE_NAME, remote: false, persistTo: path.join(workDir, "rehearsal-d1") };
+  await runWranglerFile(rehearsal, sqlFile, reporter, "rehearsing (scratch local D1)");
+  return {
+    query: localD1Target({ kind: "d1", ...rehearsal, remote: false }).query,
+    where: "a scratch local D1 (the rehearsal), before anything in the target changes",
+    commitImports: true,
+    async commit(r) {
+      const file = path.join(workDir, `replace-${path.basename(sqlFile)}`);
+      fs.writeFileSync(file, dropAllSql(replace));
+      await appendFile(sqlFile, file);
+      try {
+        await runWranglerFile(spec, file, r, verb);
+      } finally {
+        fs.rmSync(file, { force: true });
+      }
+    },
+    discard: () => fs.rmSync(rehearsal.persistTo, { recursive: true, force: true }),
+  };
 }
 
 function remoteD1Target(spec: { kind: "d1"; database: string; remote: true; persistTo?: string }): Target {
@@ -258,10 +311,11 @@ function remoteD1Target(spec: { kind: "d1"; database: string; remote: true; pers
     label: `remote D1 ${spec.database}`,
     inspect: async () => readState(query, true),
     restoreCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
-    restore: (sqlFile, opts) => restoreD1(spec, sqlFile, opts, "importing"),
+    restore: (sqlFile, opts) => restoreD1(spec, sqlFile, opts, "importing", query),
     applyCommand: (sqlFile) => d1FileCommand(spec, sqlFile),
     apply: (sqlFile, reporter) => runWranglerFile(spec, sqlFile, reporter, "applying"),
     query,
+    execute: async (sql) => void (await query(sql)),
     localFile: () => null,
   };
 }

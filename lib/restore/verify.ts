@@ -9,7 +9,18 @@ import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
-import { BackupError, DUMP_END_MARKER, DUMP_FORMAT_VERSION, formatBytes, keysFor, parseManifest, type Manifest } from "../backup";
+import {
+  BackupError,
+  DUMP_END_MARKER,
+  DUMP_FORMAT_VERSION,
+  formatBytes,
+  keysFor,
+  parseManifest,
+  verifyManifestSignature,
+  type Manifest,
+  type SignatureState,
+  type VerifyKey,
+} from "../backup";
 import type { FetchedBackup } from "./fetch";
 import type { Reporter } from "./progress";
 
@@ -30,6 +41,33 @@ export interface VerifiedBackup {
   object: { size: number; sha256: string } | null;
   sql: { size: number; sha256: string };
   checks: VerificationCheck[];
+  /** The manifest's signature as checked; `allowed`: not valid, restored anyway (--allow-unsigned). */
+  signature: SignatureState & { allowed: boolean };
+}
+
+/** Which signatures a restore trusts: BACKUP_VERIFY_KEY / --verify-key, and --allow-unsigned. */
+export interface Trust {
+  verifyKeys: VerifyKey[];
+  allowUnsigned?: boolean;
+}
+
+const ALLOW = "Restore it anyway only if you trust where it came from: --allow-unsigned (printed and logged)";
+
+/** Why a signature state is not "valid", for the refusal and for the --allow-unsigned warning. */
+function signatureProblem(s: SignatureState, origin: string, keys: VerifyKey[]): string | null {
+  const ids = keys.map((k) => k.keyId).join(", ");
+  switch (s.state) {
+    case "valid":
+      return null;
+    case "unsigned":
+      return `unsigned backup: ${origin} has no signature, so nothing proves its checksums were written by d1-backup (anyone who can write to the bucket can re-compute them)`;
+    case "no-keys":
+      return `cannot check the signature (key ${s.keyId}): no public key given. Set BACKUP_VERIFY_KEY (environment or .dev.vars) or pass --verify-key FILE (BACKUP_SETUP.md)`;
+    case "unknown-key":
+      return `signed by an unknown key: ${origin} is signed by key ${s.keyId}, which is not in BACKUP_VERIFY_KEY (${ids}). After a key rotation, list the old public key too; otherwise treat the backup as forged`;
+    case "invalid":
+      return `BAD SIGNATURE: ${origin} does not match its signature by key ${s.keyId}: the manifest was changed after it was signed. Do not restore it; report it`;
+  }
 }
 
 function fail(check: string, message: string, details: Record<string, unknown> = {}): never {
@@ -77,7 +115,7 @@ export function checkManifest(text: string, origin: string, expectedName: string
   return manifest;
 }
 
-export async function verifyBackup(fetched: FetchedBackup, workDir: string, reporter: Reporter): Promise<VerifiedBackup> {
+export async function verifyBackup(fetched: FetchedBackup, workDir: string, reporter: Reporter, trust: Trust): Promise<VerifiedBackup> {
   const checks: VerificationCheck[] = [];
   const manifest = fetched.manifestText === null ? null : checkManifest(fetched.manifestText, fetched.manifestOrigin, fetched.name);
   if (manifest) {
@@ -89,6 +127,22 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
   } else {
     checks.push({ check: "manifest", ok: false, detail: "skipped: --no-manifest (the backup is UNVERIFIED: no checksums, no row counts)" });
   }
+
+  // 0. The signature, first: until it verifies, nothing in the manifest is to be believed. Checked
+  // on the manifest as stored (the raw JSON), so nothing a parse drops escapes it.
+  const state: SignatureState =
+    manifest && fetched.manifestText !== null
+      ? await verifyManifestSignature(JSON.parse(fetched.manifestText), trust.verifyKeys)
+      : { state: "unsigned" };
+  const problem = manifest ? signatureProblem(state, fetched.manifestOrigin, trust.verifyKeys) : "no manifest, so no signature (--no-manifest)";
+  if (problem && !trust.allowUnsigned) fail("signature", `${problem}. ${ALLOW}`, { state: state.state });
+  if (problem) {
+    reporter.warn(`!!! --allow-unsigned: ${problem}. RESTORING ANYWAY, as asked; this is logged.`);
+    checks.push({ check: "signature", ok: false, detail: `NOT VERIFIED (${state.state}), restored because of --allow-unsigned: ${problem}` });
+  } else {
+    checks.push({ check: "signature", ok: true, detail: `Ed25519 signature by key ${(state as { keyId: string }).keyId} verifies` });
+  }
+  const signature = { ...state, allowed: !!problem };
   const name = fetched.name ?? manifest?.name ?? null;
 
   // 1. The object: exactly the bytes the backup wrote.
@@ -200,5 +254,6 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
     object,
     sql,
     checks,
+    signature,
   };
 }

@@ -2,8 +2,9 @@
 // activity feed, paged, and the size-over-time series from real backups. The page itself is
 // tests/node/dashboard.test.ts (a browser against the built app).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKUP_ACTIONS, backupDatabase, BackupError, listBackups } from "../../lib/backup";
-import { backupSizeSeries, recentBackupActivity } from "../../lib/monitor";
+import { BACKUP_ACTIONS, backupDatabase, BackupError, listBackups, listResponse } from "../../lib/backup";
+import { backupSizeSeries, getDashboard, recentBackupActivity } from "../../lib/monitor";
+import { testKeys } from "../helpers/signing";
 import { freshPlatform } from "../helpers/local";
 
 describe("dashboard data against real local D1 and R2", () => {
@@ -90,6 +91,24 @@ describe("dashboard data against real local D1 and R2", () => {
       expect(backupSizeSeries(listing, now, 7)).toEqual([point("2025-01-31T02:00:00Z")]);
       expect(backupSizeSeries({ backups: [], incomplete: [] }, now)).toEqual([]);
       expect(() => backupSizeSeries(listing, now, 0)).toThrow("days must be a positive integer");
+    });
+  });
+
+  describe("signature state per backup", () => {
+    it("the dashboard and the list JSON say who signed each backup, or that it is unsigned", async () => {
+      const keys = await testKeys();
+      const signed = await backupDatabase({ db, bucket, now: new Date("2025-03-01T02:00:00Z"), trigger: "cli", signingKey: keys.signingKey });
+      const unsigned = await backupDatabase({ db, bucket, now: new Date("2025-03-02T02:00:00Z"), trigger: "cli" });
+      expect(signed.summary.signature).toEqual({ alg: "Ed25519", keyId: keys.text.keyId });
+      expect(unsigned.summary.signature).toBeNull();
+      expect(unsigned.summary.warnings).toContain("unsigned backup: BACKUP_SIGNING_KEY is not set, so a restore needs --allow-unsigned (BACKUP_SETUP.md)");
+      const dash = await getDashboard({ db, bucket, now: new Date("2025-03-03T00:00:00Z") });
+      const by = (key: string) => dash.backups.find((b) => b.key === key)?.signedBy;
+      expect(by(signed.summary.key)).toBe(keys.text.keyId);
+      expect(by(unsigned.summary.key)).toBeNull();
+      const list = listResponse(await listBackups(bucket)).backups;
+      expect(list.find((b) => b.key === signed.summary.key)?.manifest.signature).toEqual({ alg: "Ed25519", key_id: keys.text.keyId });
+      expect(list.find((b) => b.key === unsigned.summary.key)?.manifest.signature).toBeNull();
     });
   });
 });

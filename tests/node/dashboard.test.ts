@@ -191,6 +191,8 @@ describe("the dashboard (admin, in Chromium)", () => {
     // Newest first, each with its checksum status and download link.
     expect(await page.getAttribute('[data-testid="backup-row"] >> nth=0', "data-key")).toBe(oldKey(8));
     expect(await page.textContent('[data-testid="backup-row"] >> nth=0')).toContain("matches manifest");
+    // Made without BACKUP_SIGNING_KEY: the dashboard says so.
+    expect(await page.textContent('[data-testid="backup-row"] >> nth=0 >> [data-testid="backup-signature"]')).toBe("unsigned");
     expect(await page.getAttribute('[data-testid="backup-row"] >> nth=0 >> a[download]', "href")).toBe(
       "/api/admin/backup/database-2020-01-08-02-00-00?download=1",
     );

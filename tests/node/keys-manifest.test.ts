@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { backupNameFor, keysFor, parseBackupKey, parseBackupName } from "../../lib/backup/keys";
 import { MANIFEST_FORMAT, parseManifest } from "../../lib/backup/manifest";
+import { generateKeyPair, parseSigningKey, parseVerifyKeys, signManifest, verifyManifestSignature } from "../../lib/backup/signature";
 
 describe("backup keys", () => {
   it("names backups by UTC second", () => {
@@ -86,5 +87,56 @@ describe("manifest snapshot record", () => {
     expect(() => parseManifest(JSON.stringify({ ...old, snapshot: { ...old.snapshot, consistency: "hope" } }), "m.json")).toThrow(
       /m\.json is malformed at snapshot\.consistency/,
     );
+  });
+});
+
+describe("manifest signatures (Ed25519, WebCrypto in Node; tests/workers signs in workerd)", () => {
+  const manifest = {
+    format: MANIFEST_FORMAT,
+    name: "database-2026-01-15-02-00-00",
+    object: { size: 10, sha256: "a".repeat(64) },
+    tables: [{ name: "clients", rows: 3 }],
+    note: "ünïcödé 🎫 \"quoted\"\n",
+  };
+
+  it("a signature verifies with the public key, whatever the key order or JSON spacing of the stored manifest", async () => {
+    const pair = await generateKeyPair();
+    const { key, problem } = await parseSigningKey(pair.signingKey);
+    expect(problem).toBeNull();
+    expect(key!.keyId).toBe(pair.keyId);
+    expect(pair.keyId).toMatch(/^[0-9a-f]{16}$/);
+    const signature = await signManifest(manifest, key!);
+    expect(signature).toMatchObject({ alg: "Ed25519", keyId: pair.keyId });
+    const stored = JSON.parse(JSON.stringify({ signature, ...Object.fromEntries(Object.entries(manifest).reverse()) }, null, 2));
+    expect(await verifyManifestSignature(stored, await parseVerifyKeys(pair.verifyKey))).toEqual({ state: "valid", keyId: pair.keyId });
+  });
+
+  it("any change, an unlisted key, or no signature is told apart", async () => {
+    const [a, b] = [await generateKeyPair(), await generateKeyPair()];
+    const signature = await signManifest(manifest, (await parseSigningKey(a.signingKey)).key!);
+    const keysA = await parseVerifyKeys(a.verifyKey);
+    const changed = { ...manifest, tables: [{ name: "clients", rows: 4 }], signature };
+    expect(await verifyManifestSignature(changed, keysA)).toEqual({ state: "invalid", keyId: a.keyId });
+    expect(await verifyManifestSignature({ ...manifest, extra: 1, signature }, keysA)).toEqual({ state: "invalid", keyId: a.keyId });
+    expect(await verifyManifestSignature({ ...manifest, signature }, await parseVerifyKeys(b.verifyKey))).toEqual({ state: "unknown-key", keyId: a.keyId });
+    expect(await verifyManifestSignature({ ...manifest, signature }, [])).toEqual({ state: "no-keys", keyId: a.keyId });
+    expect(await verifyManifestSignature({ ...manifest, signature: null }, keysA)).toEqual({ state: "unsigned" });
+    expect(await verifyManifestSignature(manifest, keysA)).toEqual({ state: "unsigned" });
+    // A rotation: the old key is still listed, after the new one.
+    expect(await verifyManifestSignature({ ...manifest, signature }, await parseVerifyKeys(`${b.verifyKey}, ${a.verifyKey}`))).toEqual({ state: "valid", keyId: a.keyId });
+  });
+
+  it("key text: base64 or PEM; unset is no key; anything else is named, never echoed", async () => {
+    const pair = await generateKeyPair();
+    const pem = `-----BEGIN PRIVATE KEY-----\n${pair.signingKey}\n-----END PRIVATE KEY-----\n`;
+    expect((await parseSigningKey(pem)).key?.keyId).toBe(pair.keyId);
+    expect((await parseVerifyKeys(`-----BEGIN PUBLIC KEY-----\n${pair.verifyKey}\n-----END PUBLIC KEY-----`))[0].keyId).toBe(pair.keyId);
+    expect(await parseSigningKey(undefined)).toEqual({ key: null, problem: null });
+    expect(await parseSigningKey("  ")).toEqual({ key: null, problem: null });
+    const bad = await parseSigningKey("sekrit-value");
+    expect(bad.problem).toMatch(/^BACKUP_SIGNING_KEY is invalid: not base64/);
+    expect(bad.problem).not.toContain("sekrit");
+    expect((await parseSigningKey(pair.verifyKey)).problem).toMatch(/not an Ed25519 private key/);
+    await expect(parseVerifyKeys(`${pair.verifyKey},${pair.signingKey}`)).rejects.toThrow(/^BACKUP_VERIFY_KEY entry 2 is not an Ed25519 public key/);
   });
 });

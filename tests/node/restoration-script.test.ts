@@ -15,11 +15,15 @@ import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
 import { nextTestDate, quarterOf, reminderText } from "../../lib/restoration-test";
 import { seedDemoData } from "../../lib/seed/seed";
 import { CLI_ENV, d1File, freshPlatform, sqliteJson, tempDir } from "../helpers/local";
+import { testKeys, type TestKeys } from "../helpers/signing";
 
 const SCRIPT = path.join(PROJECT_ROOT, "scripts", "test-restoration.sh");
 const REMINDER = path.join(PROJECT_ROOT, "scripts", "send-test-reminder.sh");
 
-function runScript(args: string[], env: NodeJS.ProcessEnv = CLI_ENV): { code: number; stdout: string; stderr: string } {
+// Backups are signed (as production's are); the script verifies with the public key.
+let keys: TestKeys;
+
+function runScript(args: string[], env: NodeJS.ProcessEnv = { ...CLI_ENV, BACKUP_VERIFY_KEY: keys.text.verifyKey }): { code: number; stdout: string; stderr: string } {
   try {
     const stdout = execFileSync("bash", [SCRIPT, ...args], { cwd: PROJECT_ROOT, env, encoding: "utf8", stdio: "pipe" });
     return { code: 0, stdout, stderr: "" };
@@ -40,13 +44,14 @@ describe("scripts/test-restoration.sh on local state", () => {
   let manifest: Manifest;
 
   beforeAll(async () => {
+    keys = await testKeys();
     const platform = await freshPlatform();
     persistTo = platform.persistTo;
     try {
       await seedDemoData(platform.env.DB, { rows: 300 });
       // An older backup first: the script must pick the newest complete one.
-      await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, now: new Date(Date.now() - 3_600_000), trigger: "cli" });
-      manifest = (await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, trigger: "cli" })).manifest;
+      await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, now: new Date(Date.now() - 3_600_000), trigger: "cli", signingKey: keys.signingKey });
+      manifest = (await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, trigger: "cli", signingKey: keys.signingKey })).manifest;
     } finally {
       await platform.dispose();
     }
@@ -99,7 +104,7 @@ describe("scripts/test-restoration.sh on local state", () => {
     const platform = await openLocalPlatform({ persistTo });
     let name: string;
     try {
-      name = (await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, now: new Date(Date.now() + 60_000), trigger: "cli" })).manifest.name;
+      name = (await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, now: new Date(Date.now() + 60_000), trigger: "cli", signingKey: keys.signingKey })).manifest.name;
       const key = keysFor(name).object;
       const obj = (await platform.env.DOCUMENTS.get(key))!;
       const bytes = new Uint8Array(await obj.arrayBuffer());

@@ -10,13 +10,14 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { backupDatabase, type BackupError, type Manifest } from "../../lib/backup";
+import { backupDatabase, signManifest, type BackupError, type Manifest } from "../../lib/backup";
 import { DUMP_END_MARKER } from "../../lib/backup/dump";
 import { keysFor } from "../../lib/backup/keys";
 import { PROJECT_ROOT } from "../../lib/local/platform";
 import { openTarget, type RestoreOptions, type RestoreResult, runChecks, runRestore, silentReporter } from "../../lib/restore";
 import { seedDemoData } from "../../lib/seed/seed";
 import { canonicalDump, CLI_ENV, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir, wrangler } from "../helpers/local";
+import { testKeys, type TestKeys } from "../helpers/signing";
 import { splitStatements } from "../helpers/sql-split";
 
 const at = (s: number) => new Date(Date.UTC(2026, 0, 15, 2, 0, s));
@@ -36,6 +37,9 @@ const names = {
 /** The ticket whose comments the put-back tests delete; it also holds a comment too large for one statement. */
 let bigTicket: number;
 let bigDocument: number;
+/** The backups are signed with this pair (BACKUP_SIGNING_KEY / BACKUP_VERIFY_KEY in production). */
+let keys: TestKeys;
+let verifyKeys: TestKeys["verifyKeys"];
 
 // Text that exercises every literal form: quotes, newlines, a carriage return (written as hex),
 // emoji; long enough to need splitting under the 16 KB statement limit.
@@ -44,6 +48,8 @@ const BIG_TEXT = `${"Line with 'quotes' and \"double\" and emoji 🎫\r\n".repea
 const BIG_PLAIN = `${"It's a long comment — ünïcödé, newlines\nand 'quotes'. ".repeat(700)}end`;
 
 beforeAll(async () => {
+  keys = await testKeys();
+  verifyKeys = keys.verifyKeys;
   const platform = await freshPlatform();
   source = platform.persistTo;
   work = tempDir("restore-work");
@@ -60,12 +66,12 @@ beforeAll(async () => {
     await db.prepare("UPDATE documents SET thumbnail = ? WHERE id = ?").bind(blob, bigDocument).run();
 
     before = canonicalDump(d1File(source));
-    good = (await backupDatabase({ db, bucket, now: at(0), trigger: "cli" })).manifest;
+    good = (await backupDatabase({ db, bucket, now: at(0), trigger: "cli", signingKey: keys.signingKey })).manifest;
     const made: Record<string, Manifest> = { good };
     for (const [key, name] of Object.entries(names)) {
       if (key === "good") continue;
       const s = Number(name.slice(-2));
-      made[key] = (await backupDatabase({ db, bucket, now: at(s), trigger: "cli" })).manifest;
+      made[key] = (await backupDatabase({ db, bucket, now: at(s), trigger: "cli", signingKey: keys.signingKey })).manifest;
     }
 
     // One flipped byte in the stored object (bit rot at rest: size and metadata unchanged).
@@ -97,6 +103,7 @@ function restore(opts: Partial<RestoreOptions> & Pick<RestoreOptions, "target"> 
     source: { kind: "local", name: name ?? names.good, persistTo: source },
     reporter: silentReporter(),
     tempRoot: work,
+    verifyKeys,
     ...rest,
   });
 }
@@ -178,10 +185,12 @@ describe("damaged backups are refused before anything is touched", () => {
 
     it("truncated gzip (a manifest that matches the cut object): refused by full decompression", async () => {
       const cut = gz.subarray(0, Math.floor(gz.length * 0.7));
-      const manifest = { ...good, object: { ...good.object, size: cut.length, sha256: createHash("sha256").update(cut).digest("hex") } };
+      const unsigned = { ...good, object: { ...good.object, size: cut.length, sha256: createHash("sha256").update(cut).digest("hex") } };
+      // Re-signed with the real key: this case is about the gzip layer, past the signature.
+      const manifest = { ...unsigned, signature: await signManifest(unsigned, keys.signingKey) };
       const f = fileBackup("trunc", cut, manifest);
       const target = await existingSqlite("trunc-gz");
-      const e = await rejection(runRestore({ source: { kind: "file", file: f.file, manifestFile: f.manifest }, target: { kind: "sqlite", file: target.file }, force: true, reporter: silentReporter(), tempRoot: work }));
+      const e = await rejection(runRestore({ source: { kind: "file", file: f.file, manifestFile: f.manifest }, target: { kind: "sqlite", file: target.file }, force: true, reporter: silentReporter(), tempRoot: work, verifyKeys }));
       expect(e.code).toBe("INTEGRITY_ERROR");
       expect(e.details?.check).toBe("gzip");
       expect(e.message).toMatch(/^truncated gzip: .* ends in the middle of its gzip stream \(unexpected end of file\)/);
@@ -191,7 +200,7 @@ describe("damaged backups are refused before anything is touched", () => {
     it("a dump without its end marker (unverified file): refused as incomplete", async () => {
       const sql = gunzipSync(gz).toString("utf8").replace(`${DUMP_END_MARKER}\n`, "");
       const f = fileBackup("nomarker", gzipSync(sql), null);
-      const e = await rejection(runRestore({ source: { kind: "file", file: f.file, noManifest: true }, target: { kind: "sqlite", file: path.join(work, "never.db") }, reporter: silentReporter(), tempRoot: work }));
+      const e = await rejection(runRestore({ source: { kind: "file", file: f.file, noManifest: true }, target: { kind: "sqlite", file: path.join(work, "never.db") }, reporter: silentReporter(), tempRoot: work, verifyKeys, allowUnsigned: true }));
       expect(e.details?.check).toBe("end-marker");
       expect(e.message).toMatch(/^incomplete dump: the SQL does not end with "-- d1-backup: end of dump"/);
       expect(fs.existsSync(path.join(work, "never.db"))).toBe(false);
@@ -199,7 +208,7 @@ describe("damaged backups are refused before anything is touched", () => {
 
     it("a file without a manifest is refused unless --no-manifest", async () => {
       const f = fileBackup("nomanifest", gz, null);
-      const e = await rejection(runRestore({ source: { kind: "file", file: f.file }, target: { kind: "sqlite", file: path.join(work, "never2.db") }, reporter: silentReporter(), tempRoot: work }));
+      const e = await rejection(runRestore({ source: { kind: "file", file: f.file }, target: { kind: "sqlite", file: path.join(work, "never2.db") }, reporter: silentReporter(), tempRoot: work, verifyKeys }));
       expect(e.code).toBe("NOT_FOUND");
       expect(e.details?.check).toBe("manifest-present");
       expect(e.message).toMatch(/^missing manifest: .*database-2026-01-15-02-00-00\.manifest\.json does not exist/);
@@ -211,12 +220,12 @@ describe("damaged backups are refused before anything is touched", () => {
       fs.writeFileSync(file, gunzipSync(gz));
       fs.writeFileSync(path.join(dir, `${names.good}.manifest.json`), JSON.stringify(good)); // found beside it
       const target = path.join(dir, "restored.db");
-      const r = await runRestore({ source: { kind: "file", file }, target: { kind: "sqlite", file: target }, reporter: silentReporter(), tempRoot: work });
+      const r = await runRestore({ source: { kind: "file", file }, target: { kind: "sqlite", file: target }, reporter: silentReporter(), tempRoot: work, verifyKeys });
       expect(r.ok).toBe(true);
-      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "object-sha256", "sql-sha256", "end-marker"]);
+      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "signature", "object-sha256", "sql-sha256", "end-marker"]);
       expect(canonicalDump(target)).toBe(before);
       fs.appendFileSync(file, "DELETE FROM clients;\n");
-      const e = await rejection(runRestore({ source: { kind: "file", file }, target: { kind: "sqlite", file: path.join(dir, "never.db") }, reporter: silentReporter(), tempRoot: work }));
+      const e = await rejection(runRestore({ source: { kind: "file", file }, target: { kind: "sqlite", file: path.join(dir, "never.db") }, reporter: silentReporter(), tempRoot: work, verifyKeys }));
       expect(e.details?.check).toBe("sql-sha256");
       expect(e.message).toMatch(/^corrupted SQL: /);
     });
@@ -224,9 +233,9 @@ describe("damaged backups are refused before anything is touched", () => {
     it("a good file with its manifest restores", async () => {
       const f = fileBackup("good", gz, good);
       const file = path.join(tempDir("from-file"), "restored.db");
-      const r = await runRestore({ source: { kind: "file", file: f.file, manifestFile: f.manifest }, target: { kind: "sqlite", file }, reporter: silentReporter(), tempRoot: work });
+      const r = await runRestore({ source: { kind: "file", file: f.file, manifestFile: f.manifest }, target: { kind: "sqlite", file }, reporter: silentReporter(), tempRoot: work, verifyKeys });
       expect(r.ok).toBe(true);
-      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "object-sha256", "gzip", "sql-sha256", "end-marker"]);
+      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "signature", "object-sha256", "gzip", "sql-sha256", "end-marker"]);
       expect(canonicalDump(file)).toBe(before);
     });
   });
@@ -250,7 +259,8 @@ describe("targets that are not empty", () => {
     // --force: user objects dropped (children first) and the backup restored, in one transaction.
     const forced = await restore({ target: { kind: "d1", database: "tech-support-db", remote: false, persistTo: dir }, force: true });
     expect(forced.ok).toBe(true);
-    expect(canonicalDump(d1File(dir))).toBe(before);
+    expect(forced.audit).toEqual(["restore_completed", "restore_forced"]);
+    expect(canonicalDump(d1File(dir), { withoutRestoreAudit: true })).toBe(before);
   });
 
   it("an existing SQLite file is refused without --force, untouched; --force replaces it", async () => {
@@ -301,14 +311,16 @@ describe("restores equal to the source at backup time", () => {
     const r = await restore({ target: { kind: "d1", database: "tech-support-db", remote: false, persistTo: dir } });
     expect(r.ok).toBe(true);
     expect(r.plan?.command).toMatch(/^npx wrangler d1 execute tech-support-db --local --persist-to /);
-    expect(canonicalDump(d1File(dir))).toBe(before);
+    expect(r.audit).toEqual(["restore_completed"]);
+    expect(canonicalDump(d1File(dir), { withoutRestoreAudit: true })).toBe(before);
   });
 
   it("a restored database that differs from the manifest fails its checks", async () => {
     const dir = path.join(tempDir("d1-check"), "state");
     await restore({ target: { kind: "d1", database: "tech-support-db", remote: false, persistTo: dir } });
-    // Damage the restored database, then run the checks again through the library.
-    execSqlite(d1File(dir), "DELETE FROM invoice_items WHERE id <= 3; INSERT INTO ticket_comments (ticket_id, body) VALUES (999999, 'orphan');");
+    // Damage the restored database, then run the checks again through the library (without the
+    // restore_completed row the restore added to activity_log: it is not what the manifest counted).
+    execSqlite(d1File(dir), "DELETE FROM activity_log WHERE action LIKE 'restore_%'; DELETE FROM invoice_items WHERE id <= 3; INSERT INTO ticket_comments (ticket_id, body) VALUES (999999, 'orphan');");
     const report = await runChecks(openTarget({ kind: "d1", database: "tech-support-db", remote: false, persistTo: dir }).query, good);
     expect(report.ok).toBe(false);
     const failed = Object.fromEntries(report.checks.filter((c) => !c.ok).map((c) => [c.check, c.detail]));
@@ -375,7 +387,8 @@ describe("selective restore: put deleted rows back", () => {
     const n = sqliteJson<{ n: number }>(d1File(source), `SELECT count(*) AS n FROM ticket_comments WHERE ${where()}`)[0].n;
     expect(r.putBack?.comparison).toEqual([{ table: "ticket_comments", selected: n, missing: 0, different: 0 }]);
     expect(r.putBack?.largestStatement).toBeLessThanOrEqual(2048);
-    expect(canonicalDump(d1File(source))).toBe(full);
+    expect(r.audit).toEqual(["restore_put_back_completed"]);
+    expect(canonicalDump(d1File(source), { withoutRestoreAudit: true })).toBe(full);
   });
 
   it("a large blob is put back exactly, and a live row with the same key is left alone", async () => {
@@ -412,8 +425,8 @@ describe("selective restore: put deleted rows back", () => {
 
 describe("npm run restore (the CLI)", () => {
   const run = promisify(execFile);
-  const cli = (args: string[]) =>
-    run(path.join(PROJECT_ROOT, "node_modules", ".bin", "tsx"), [path.join(PROJECT_ROOT, "scripts", "restore.ts"), ...args], { cwd: work, env: CLI_ENV }).then(
+  const cli = (args: string[], env: NodeJS.ProcessEnv = { ...CLI_ENV, BACKUP_VERIFY_KEY: keys.text.verifyKey }) =>
+    run(path.join(PROJECT_ROOT, "node_modules", ".bin", "tsx"), [path.join(PROJECT_ROOT, "scripts", "restore.ts"), ...args], { cwd: work, env }).then(
       (r) => ({ code: 0, ...r }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );

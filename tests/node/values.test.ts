@@ -13,6 +13,7 @@ import { startLocalWorker, type LocalWorker } from "../../lib/local/runner";
 import { runRestore, silentReporter } from "../../lib/restore";
 import { BIG, createValuesFixture, HUGE_ROWS } from "../fixtures/values";
 import { canonicalDump, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir, wrangler } from "../helpers/local";
+import { testKeys, type TestKeys } from "../helpers/signing";
 import { splitStatements } from "../helpers/sql-split";
 
 let persistTo: string;
@@ -36,6 +37,8 @@ async function timed<T>(label: string, f: () => T | Promise<T>): Promise<T> {
   }
 }
 
+let keys: TestKeys;
+
 beforeAll(async () => {
   const platform = await freshPlatform();
   persistTo = platform.persistTo;
@@ -46,7 +49,8 @@ beforeAll(async () => {
     await platform.dispose();
   }
   before = data(canonicalDump(d1File(persistTo)));
-  worker = await startLocalWorker({ persistTo });
+  keys = await testKeys();
+  worker = await startLocalWorker({ persistTo, secrets: { BACKUP_SIGNING_KEY: keys.text.signingKey } });
   const res = await timed("backup", () =>
     worker!.call<{ manifest: Manifest; backup: { key: string } }>("/backup", { method: "POST", body: { now: new Date(Date.UTC(2026, 5, 1, 2)).toISOString() } }),
   );
@@ -111,7 +115,7 @@ describe("values at D1's limits", () => {
   it("restore tooling: every check passes (the staging table is neither counted nor left)", async () => {
     const file = path.join(tempDir("values-tool"), "restored.db");
     const r = await timed("restoreTool", () =>
-      runRestore({ source: { kind: "local", name: manifest.name, persistTo }, target: { kind: "sqlite", file }, reporter: silentReporter(), tempRoot: work }),
+      runRestore({ source: { kind: "local", name: manifest.name, persistTo }, target: { kind: "sqlite", file }, reporter: silentReporter(), tempRoot: work, verifyKeys: keys.verifyKeys }),
     );
     expect(r.ok, JSON.stringify(r.checks)).toBe(true);
     expect(r.checks?.checks.find((c) => c.check === "staging-dropped")?.ok).toBe(true);
@@ -135,6 +139,7 @@ describe("putting large rows back into the live database", () => {
         selective: { tables: ["huge", "jdoc"], where: "id IN (1, 2, 3, 6, 9)", out, apply: true },
         reporter: silentReporter(),
         tempRoot: work,
+        verifyKeys: keys.verifyKeys,
       }),
     );
     expect(r.ok, JSON.stringify(r)).toBe(true);

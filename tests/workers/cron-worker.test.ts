@@ -6,7 +6,7 @@ import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../../functions/cron-worker";
-import { backupDatabase, BackupError, DUMP_END_MARKER, listBackups } from "../../lib/backup";
+import { backupDatabase, BackupError, DUMP_END_MARKER, generateKeyPair, keysFor, listBackups, parseVerifyKeys, verifyManifestSignature } from "../../lib/backup";
 import { manifestPutFails } from "../helpers/faults";
 import { runCron } from "./cron";
 
@@ -105,6 +105,30 @@ describe("cron Worker scheduled()", () => {
       await env.DB.exec("ALTER TABLE backup_lock_away RENAME TO backup_lock");
     }
     expect((await activity("scheduled_backup_failed")).at(-1)?.details).toMatchObject({ stage: "backup", code: "CONFIG_ERROR" });
+  });
+
+  it("signs the nightly manifest with BACKUP_SIGNING_KEY (Ed25519 in workerd); it verifies with the public key", async () => {
+    const pair = await generateKeyPair();
+    await runCron({ ...env, BACKUP_SIGNING_KEY: pair.signingKey });
+    const [newest] = (await listBackups(env.DOCUMENTS)).backups;
+    expect(newest.manifest.signature).toMatchObject({ alg: "Ed25519", keyId: pair.keyId });
+    // Verified on the manifest as stored, as the restore does.
+    const stored = JSON.parse(await (await env.DOCUMENTS.get(keysFor(newest.name).manifest))!.text());
+    expect(await verifyManifestSignature(stored, await parseVerifyKeys(pair.verifyKey))).toEqual({ state: "valid", keyId: pair.keyId });
+    // Someone with write access to the bucket changes a row count: the signature no longer holds.
+    stored.totalRows += 1;
+    expect(await verifyManifestSignature(stored, await parseVerifyKeys(pair.verifyKey))).toEqual({ state: "invalid", keyId: pair.keyId });
+  });
+
+  it("without BACKUP_SIGNING_KEY the backup is made unsigned; an unusable one fails the run naming it", async () => {
+    await runCron(env);
+    expect((await listBackups(env.DOCUMENTS)).backups[0].manifest.signature).toBeNull();
+    const count = (await listBackups(env.DOCUMENTS)).backups.length;
+    const err = await runCron({ ...env, BACKUP_SIGNING_KEY: "not-a-key" }).catch((e) => e);
+    expect(err.code).toBe("CONFIG_ERROR");
+    expect(err.message).toContain("BACKUP_SIGNING_KEY is invalid: not base64");
+    expect(err.message).not.toContain("not-a-key");
+    expect((await listBackups(env.DOCUMENTS)).backups).toHaveLength(count);
   });
 
   it("serves nothing over HTTP", async () => {

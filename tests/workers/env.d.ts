@@ -11,6 +11,7 @@ declare global {
       /** http://127.0.0.1:<port> of the alert receiver (tests/workers/global-setup.ts). */
       ALERT_RECEIVER_URL: string;
       ALERT_WEBHOOK_URL?: string;
+      BACKUP_SIGNING_KEY?: string;
     }
   }
 }

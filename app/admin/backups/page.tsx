@@ -138,6 +138,7 @@ function BackupsTable({ backups }: { backups: Dashboard["backups"] }) {
           <th style={num}>Tables</th>
           <th style={num}>Rows</th>
           <th style={cell}>Checksum</th>
+          <th style={cell}>Signature</th>
           <th style={cell}>Files</th>
         </tr>
       </thead>
@@ -158,6 +159,19 @@ function BackupsTable({ backups }: { backups: Dashboard["backups"] }) {
               ✓ {b.checksum}
               <br />
               <code style={{ fontSize: "0.8rem" }}>{b.sha256.slice(0, 12)}…</code>
+            </td>
+            <td style={cell} data-testid="backup-signature" data-signed={b.signedBy ? "yes" : "no"}>
+              {b.signedBy ? (
+                <>
+                  signed
+                  <br />
+                  <code style={{ fontSize: "0.8rem" }}>key {b.signedBy}</code>
+                </>
+              ) : (
+                <span style={{ color: "#b71c1c" }} title="made without BACKUP_SIGNING_KEY: a restore needs --allow-unsigned">
+                  unsigned
+                </span>
+              )}
             </td>
             <td style={cell}>
               <a href={`/api/admin/backup/${b.name}?download=1`} download>
