@@ -2,8 +2,6 @@
 // flag or a bad value is one line on stderr and exit 2 (a usage error), never a stack trace.
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
-export class UsageError extends Error {}
-
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export function parseCli<O extends Options>(name: string, usage: string, options: O): ReturnType<typeof parseArgs<{ options: O }>>["values"] {
