@@ -9,7 +9,7 @@ import type { NextFetchEvent, NextRequest } from "next/server";
 import { checkAdmin, checkAdminRequest } from "./lib/auth";
 import { BackupError } from "./lib/errors";
 import { getClerkConfig } from "./lib/env";
-import { ADMIN_HEADERS, errorJson } from "./lib/http";
+import { errorJson, withAdminHeaders } from "./lib/http";
 
 const isApi = (req: NextRequest) => req.nextUrl.pathname.startsWith("/api/");
 
@@ -44,14 +44,9 @@ function forbiddenPage(): Response {
   return new Response(html, { status: 403, headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } });
 }
 
-/** Every answer of the middleware, refusals and redirects included, is never cached or framed. */
-function withAdminHeaders(res: Response): Response {
-  for (const [k, v] of Object.entries(ADMIN_HEADERS)) res.headers.set(k, v);
-  return res;
-}
-
 export default async function middleware(req: NextRequest, event: NextFetchEvent): Promise<Response> {
-  // Pages do not apply next.config.js headers() to middleware answers, so they are set here too.
+  // Pages do not apply next.config.js headers() to middleware answers, so they are set here too
+  // (refusals and redirects included; an immutable redirect is copied first).
   return withAdminHeaders(await guard(req, event));
 }
 

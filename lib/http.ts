@@ -133,7 +133,7 @@ export const ADMIN_HEADERS = {
   "x-frame-options": "DENY",
 } as const;
 
-function withAdminHeaders(res: Response): Response {
+export function withAdminHeaders(res: Response): Response {
   // A streamed download's headers may be immutable; copy into a new response then.
   let out = res;
   try {

@@ -27,3 +27,20 @@ describe.each(["seed.ts", "bench.ts"])("%s flags", (script) => {
     expect(r.out).toBe("");
   });
 });
+
+describe("send-test-reminder never prints REMINDER_WEBHOOK_URL's secrets", () => {
+  it.each([
+    "https://u:p4ssw0rdZZ@hooks.invalid/T0/SECRETPATH?token=QTOKEN",
+    "https://hooks.invalid/T0/SECRETPATH?token=QTOKEN",
+  ])("%s: a failed delivery, exit 1, no secret in the output", (url) => {
+    const r = spawnSync(TSX, [path.join(PROJECT_ROOT, "scripts", "send-test-reminder.ts"), "--date", "2027-01-01", "--json"], {
+      cwd: PROJECT_ROOT,
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, REMINDER_WEBHOOK_URL: url },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/REMINDER_WEBHOOK_URL is invalid|could not reach hooks\.invalid/);
+    for (const s of ["p4ssw0rd", "SECRETPATH", "QTOKEN"]) expect(r.stdout + r.stderr).not.toContain(s);
+  });
+});
