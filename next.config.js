@@ -14,6 +14,22 @@ const nextConfig = {
   // one is theirs, so the project's tsconfig.json stays as written.
   typescript: { ignoreBuildErrors: true, tsconfigPath: "tsconfig.next.json" },
   eslint: { ignoreDuringBuilds: true },
+  // Admin pages and API answers depend on who asks and hold buttons: never cached, never framed.
+  // The admin route frame (lib/http.ts ADMIN_HEADERS) sets the same on every API answer, for
+  // spellings of a path these patterns do not match.
+  async headers() {
+    const admin = [
+      { key: "Cache-Control", value: "no-store" },
+      { key: "Vary", value: "Cookie, Authorization" },
+      { key: "Content-Security-Policy", value: "frame-ancestors 'none'" },
+      { key: "X-Frame-Options", value: "DENY" },
+    ];
+    return [
+      { source: "/admin", headers: admin },
+      { source: "/admin/:path*", headers: admin },
+      { source: "/api/admin/:path*", headers: admin },
+    ];
+  },
 };
 
 /**

@@ -52,3 +52,63 @@ export async function requireAdmin(): Promise<string> {
   if (!result.ok) throw result.error;
   return result.userId;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request checks that need no Clerk call. The middleware makes them first; the route frame
+// (lib/http.ts adminRoute) makes them again, because some spellings of a path (`//api/admin/…`
+// with `RSC: 1`) reach a route handler without the middleware having run.
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+function hasSessionCookie(request: Request): boolean {
+  const cookie = request.headers.get("cookie") ?? "";
+  return cookie.split(";").some((part) => {
+    const name = part.split("=", 1)[0].trim();
+    return name === "__session" || name.startsWith("__session_");
+  });
+}
+
+/**
+ * Cross-site request forgery: a browser sends the admin's session cookie with any request to the
+ * portal, including a form or fetch another site starts. So a request that changes something
+ * (POST, DELETE) and authenticates by cookie must come from the portal's own pages: the browser
+ * says so in Sec-Fetch-Site, or (older browsers) in Origin. A Bearer token cannot be sent by
+ * another site, so API clients (curl, scripts) are not affected.
+ */
+export function crossSiteProblem(request: Request): BackupError | null {
+  if (SAFE_METHODS.has(request.method) || request.headers.get("authorization") !== null) return null;
+  // No session cookie: nothing to forge with; Clerk answers 401 as for any stranger.
+  if (!hasSessionCookie(request)) return null;
+  const site = request.headers.get("sec-fetch-site");
+  const origin = request.headers.get("origin");
+  const sameOrigin = site !== null ? site === "same-origin" : origin !== null && origin === new URL(request.url).origin;
+  return sameOrigin ? null : new BackupError("FORBIDDEN", "cross-site request refused: send a Bearer token, or use the admin pages of this portal");
+}
+
+const MACHINE_TOKEN_PREFIXES = ["ak_", "mt_", "oat_"];
+const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * Only a session JWT can make someone an admin. Opaque machine tokens (API keys, M2M, OAuth) would
+ * make Clerk call its Backend API to look them up: a network round trip chosen by the caller.
+ * They, and anything that is not a JWT at all, are refused before Clerk sees them.
+ */
+export function bearerProblem(request: Request): BackupError | null {
+  const header = request.headers.get("authorization");
+  if (header === null) return null; // the session cookie may still authenticate
+  const m = /^Bearer ([^\s]+)$/.exec(header.trim());
+  if (!m || !JWT_RE.test(m[1]) || MACHINE_TOKEN_PREFIXES.some((p) => m[1].startsWith(p))) {
+    return new BackupError("UNAUTHORIZED", "a valid Clerk session is required");
+  }
+  return null;
+}
+
+/**
+ * Everything decidable from the request alone, in the order the middleware applies it: the Clerk
+ * config for this request's host (CLERK_AUTHORIZED_PARTIES when deployed), token shape, CSRF.
+ */
+export function checkAdminRequest(request: Request): void {
+  getClerkConfig(new URL(request.url));
+  const problem = bearerProblem(request) ?? crossSiteProblem(request);
+  if (problem) throw problem;
+}

@@ -141,9 +141,37 @@ export function getBindings(): Bindings {
   });
 }
 
-/** What the middleware passes to clerkMiddleware: networkless verification with CLERK_JWT_KEY. */
-export function getClerkConfig(): ClerkConfig {
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/**
+ * "Deployed" means: the request came for a host other than loopback. Cloudflare only routes a
+ * request to the project for its own hostnames, so a deployed portal never sees a loopback host;
+ * only `wrangler pages dev` / `next dev` on this machine do. (CF_PAGES is no signal: `wrangler
+ * pages dev` sets CF_PAGES=1 locally too.)
+ */
+export function isDeployed(requestUrl: URL | undefined): boolean {
+  return requestUrl !== undefined && !LOOPBACK_HOSTS.has(requestUrl.hostname);
+}
+
+/**
+ * What the middleware passes to clerkMiddleware: networkless verification with CLERK_JWT_KEY.
+ * With `requestUrl`, a deployment (isDeployed) must also pin azp with CLERK_AUTHORIZED_PARTIES:
+ * without it any Clerk app's session token signed by the instance key would be accepted.
+ */
+export function getClerkConfig(requestUrl?: URL): ClerkConfig {
   const env = requestEnv();
+  const config = parsedClerkConfig(env);
+  if (config.authorizedParties.length === 0 && isDeployed(requestUrl)) {
+    throw new BackupError(
+      "CONFIG_ERROR",
+      "Clerk misconfigured: CLERK_AUTHORIZED_PARTIES is not set; it is required when deployed (set it to the portal's origins, e.g. https://portal.example.com)",
+      { details: { problems: ["CLERK_AUTHORIZED_PARTIES is not set"] } },
+    );
+  }
+  return config;
+}
+
+function parsedClerkConfig(env: RawEnv): ClerkConfig {
   return once(env, "clerk", () => {
     const parsed = clerkSchema.safeParse({
       CLERK_PUBLISHABLE_KEY: stringSetting(env, "CLERK_PUBLISHABLE_KEY") || stringSetting(env, "NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY"),

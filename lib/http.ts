@@ -1,9 +1,9 @@
 // The HTTP side of the Next.js app: response helpers and the one route frame every API route uses.
 // Every error leaves through errorResponse (lib/backup), so the API has exactly one error shape.
 import { z } from "zod";
-import { requireAdmin } from "./auth";
+import { checkAdminRequest, requireAdmin } from "./auth";
 import { errorResponse } from "./backup";
-import { BackupError } from "./errors";
+import { BackupError, errorMessage } from "./errors";
 import { getBindings, getCronConfig, type Bindings } from "./env";
 
 // Backup data and audit answers must never be cached by a browser or a CDN.
@@ -114,7 +114,35 @@ export function adminRoute<Q extends z.ZodTypeAny, P = undefined>(
   spec: RouteSpec<Q, P>,
   handler: (ctx: RouteContext<z.infer<Q>, P> & { actor: string }) => Promise<Body>,
 ): (request: Request) => Promise<Response> {
-  return frame(name, spec, async () => ({ actor: await requireAdmin() }), handler);
+  const route = frame(name, spec, async (request) => {
+    // Also made by the middleware; repeated here because not every spelling of a path meets it.
+    checkAdminRequest(request);
+    return { actor: await requireAdmin() };
+  }, handler);
+  return async (request) => withAdminHeaders(await route(request));
+}
+
+/**
+ * Headers every admin answer carries, whoever produced it: never cached (it varies by who asks)
+ * and never framed (clickjacking the buttons). next.config.js sets them for /admin pages too.
+ */
+export const ADMIN_HEADERS = {
+  "cache-control": "no-store",
+  vary: "Cookie, Authorization",
+  "content-security-policy": "frame-ancestors 'none'",
+  "x-frame-options": "DENY",
+} as const;
+
+export function withAdminHeaders(res: Response): Response {
+  // A streamed download's headers may be immutable; copy into a new response then.
+  let out = res;
+  try {
+    for (const [k, v] of Object.entries(ADMIN_HEADERS)) out.headers.set(k, v);
+  } catch {
+    out = new Response(res.body, res);
+    for (const [k, v] of Object.entries(ADMIN_HEADERS)) out.headers.set(k, v);
+  }
+  return out;
 }
 
 /** A route for external schedulers: `Authorization: Bearer <CRON_SECRET>`, constant time, fails closed. */
@@ -161,7 +189,16 @@ async function secretMatches(presented: string, expected: string): Promise<boole
 }
 
 async function requireCronSecret(request: Request): Promise<Record<string, never>> {
-  const { cronSecret } = getCronConfig();
+  let cronSecret: string;
+  try {
+    ({ cronSecret } = getCronConfig());
+  } catch (e) {
+    // A stranger learns nothing about the configuration: the operator finds it in the log, the
+    // caller gets the same 401 as for a wrong secret (with no secret configured, none is right).
+    console.error(`cron route refused a call: ${errorMessage(e)}`);
+    await secretMatches(request.headers.get("authorization") ?? "", "");
+    throw new BackupError("UNAUTHORIZED", "missing or wrong cron secret");
+  }
   const header = request.headers.get("authorization") ?? "";
   const m = /^Bearer (.+)$/.exec(header);
   // A missing or malformed header is still compared (against ""), so every refusal takes the same path.

@@ -5,11 +5,27 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { parseBackupName, readManifest } from "../lib/backup";
 import { localD1File, openLocalPlatform, PROJECT_ROOT, startLocalWorker, WRANGLER_BIN, wranglerEnv } from "../lib/local";
 import { DATABASE_NAME } from "../lib/names";
+import { intFlag, parseCli } from "./cli-args";
+
+// The seeder's own bound (scripts/seed.ts): past it a typo fills the disk instead of failing.
+const MAX_ROWS = 10_000_000;
+
+const USAGE = `
+npm run bench -- [--smoke | --sizes N,N,...] [--restore-timeout S] [--out FILE] [--keep]
+
+Our backup next to \`sqlite3 .dump\` and \`wrangler d1 export\` on the same local database, restore
+times and peak memory; writes docs/benchmarks.md.
+  --smoke              one size, 10,000 rows (a quick check)
+  --sizes N,N,...      row counts, each 100 to ${MAX_ROWS.toLocaleString("en-US")} (default 10000,100000,1000000)
+  --restore-timeout S  give up on one restore after S seconds, 1 to 86400 (default 600)
+  --out FILE           write the report there instead
+  --keep               keep the work directory
+  -h, --help           this text
+`;
 
 const ENV = wranglerEnv();
 const BIN = path.dirname(WRANGLER_BIN);
@@ -331,23 +347,19 @@ function report(rows: Row[], smoke: boolean): string {
 }
 
 async function main() {
-  const { values } = parseArgs({
-    options: {
-      smoke: { type: "boolean", default: false },
-      sizes: { type: "string" },
-      out: { type: "string" },
-      keep: { type: "boolean", default: false },
-      "restore-timeout": { type: "string", default: "600" },
-    },
+  const values = parseCli("bench", USAGE, {
+    smoke: { type: "boolean", default: false },
+    sizes: { type: "string" },
+    out: { type: "string" },
+    keep: { type: "boolean", default: false },
+    "restore-timeout": { type: "string", default: "600" },
   });
-  const restoreTimeoutS = Number(values["restore-timeout"]);
-  if (!Number.isInteger(restoreTimeoutS) || restoreTimeoutS < 1) throw new Error("--restore-timeout takes whole seconds ≥ 1");
+  const restoreTimeoutS = intFlag("bench", "--restore-timeout", values["restore-timeout"] ?? "600", 1, 86_400);
   const sizes = values.sizes
-    ? values.sizes.split(",").map((s) => Number(s.trim()))
+    ? values.sizes.split(",").map((s) => intFlag("bench", "--sizes", s, 100, MAX_ROWS))
     : values.smoke
       ? [10_000]
       : [10_000, 100_000, 1_000_000];
-  if (sizes.some((n) => !Number.isInteger(n) || n < 100)) throw new Error("--sizes takes whole numbers ≥ 100, comma separated");
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "d1b-bench-"));
   try {
     const rows: Row[] = [];

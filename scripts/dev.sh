@@ -7,7 +7,8 @@
 #   4. makes sure .dev.vars has working auth settings (a local Clerk-style key pair, a random
 #      cron secret, an offline publishable key), keeping any value already there
 #   5. prints curl commands for the API, with a freshly minted admin token
-#   6. serves the app on http://localhost:${PORT:-3000}
+#   6. serves the app on http://localhost:${PORT:-3000}, then prints a one-click admin sign-in link
+#      (http://localhost:$((PORT+1))/, scripts/demo-signin.ts: sets the session cookie, redirects)
 #
 # Server (D1B_DEV_SERVER):
 #   pages (default)  the production build (@cloudflare/next-on-pages, ~30 s) served by
@@ -116,5 +117,11 @@ if [[ "${D1B_SKIP_BUILD:-}" == 1 && -f .vercel/output/static/_worker.js/index.js
 else
   step "6/6 production build (next-on-pages), then wrangler pages dev on $base"
   npx @cloudflare/next-on-pages
+fi
+# The one-click sign-in link, served outside the app (scripts/demo-signin.ts); it prints its link
+# once the app answers, i.e. after the build and wrangler's own output. Ends with this process.
+if $local_tokens; then
+  SIGNIN_PORT="${D1B_SIGNIN_PORT:-$((PORT + 1))}"
+  D1B_DEMO_TOKEN="$admin_token" npx tsx scripts/demo-signin.ts --app-port "$PORT" --port "$SIGNIN_PORT" --parent $$ &
 fi
 exec npx wrangler pages dev --port "$PORT" --persist-to "$PERSIST"

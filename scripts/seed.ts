@@ -1,19 +1,30 @@
-// `npm run seed -- --rows 100000 [--persist-to DIR]`: deterministic demo data in the local D1
+// `npm run seed -- --rows 100000 [--persist-to DIR]` (`--help` for all flags): deterministic demo data in the local D1
 // (migrate first: `npm run migrate:local`).
-import { parseArgs } from "node:util";
 import { openLocalPlatform } from "../lib/local";
 import { seedDemoData } from "../lib/seed";
+import { intFlag, parseCli } from "./cli-args";
+
+// A bound that says "this is a demo": 10 million rows is ~2 GB of local SQLite and minutes of
+// inserts; past it a typo (an extra zero) would fill the disk instead of failing.
+const MAX_ROWS = 10_000_000;
+
+const USAGE = `
+npm run seed -- [--rows N] [--persist-to DIR] [--if-empty]
+
+Deterministic demo data in the local D1 (run \`npm run migrate:local\` first).
+  --rows N          about N rows over the 13 portal tables, 13 to ${MAX_ROWS.toLocaleString("en-US")} (default 2000)
+  --persist-to DIR  local state directory (default: wrangler's .wrangler/state)
+  --if-empty        do nothing when the database already has clients
+  -h, --help        this text
+`;
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      rows: { type: "string", default: "2000" },
-      "persist-to": { type: "string" },
-      "if-empty": { type: "boolean", default: false },
-    },
+  const values = parseCli("seed", USAGE, {
+    rows: { type: "string", default: "2000" },
+    "persist-to": { type: "string" },
+    "if-empty": { type: "boolean", default: false },
   });
-  const rows = Number(values.rows);
-  if (!Number.isInteger(rows) || rows < 13) throw new Error(`--rows takes a whole number of at least 13 (got ${values.rows})`);
+  const rows = intFlag("seed", "--rows", values.rows ?? "2000", 13, MAX_ROWS);
   const platform = await openLocalPlatform({ persistTo: values["persist-to"] });
   try {
     if (values["if-empty"]) {

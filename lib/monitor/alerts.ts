@@ -200,7 +200,9 @@ export function parseAlertWebhook(value: unknown): AlertWebhook {
 }
 
 /** Reads at most `max` bytes of a body as text, then lets the rest go. */
-async function snippet(res: Response, max = 300): Promise<string> {
+const SNIPPET_CHARS = 300;
+
+async function snippet(res: Response, max = SNIPPET_CHARS): Promise<string> {
   if (!res.body) return "";
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -232,12 +234,44 @@ function describeError(e: unknown): string {
   return why && !e.message.includes(why) ? `${e.message} (${why})` : e.message;
 }
 
-/** Runtime error messages may quote the URL; the path and query are the secret part. */
-function redact(message: string, url: URL): string {
-  let out = message.split(url.href).join(`${url.origin}/…`);
-  if (url.pathname.length > 1) out = out.split(url.pathname).join("/…");
-  if (url.search) out = out.split(url.search).join("?…");
-  return out;
+// Shorter pieces are words like "api" or "v1", not secrets; redacting them would garble messages.
+const MIN_SECRET_PART = 4;
+
+/**
+ * Every piece of the URL that may be secret, in the spellings a runtime or a receiver's echo may
+ * use: the whole URL, path, query, each path segment and query name/value, raw and decoded, and
+ * with JSON's escaped slash. Longest first, so a whole URL goes before its pieces.
+ */
+function secretParts(url: URL): string[] {
+  const parts = new Set<string>([url.href, url.pathname, url.search, url.hash, url.username, url.password]);
+  for (const seg of url.pathname.split("/")) parts.add(seg);
+  for (const [k, v] of url.searchParams) {
+    parts.add(k);
+    parts.add(v);
+  }
+  for (const p of [...parts]) {
+    parts.add(p.replace(/\//g, "\\/"));
+    try {
+      parts.add(decodeURIComponent(p));
+    } catch {
+      // not percent-encoded text
+    }
+    parts.add(encodeURIComponent(p));
+  }
+  return [...parts].filter((p) => p.length >= MIN_SECRET_PART && p !== url.origin && p !== url.host).sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Runtime error messages and receivers' answers may quote the URL or pieces of it (a receiver that
+ * echoes its token); everything but the origin is the secret part, so every such piece goes.
+ */
+function redactWebhook(message: string, url: URL): string {
+  // The host is not secret and must stay readable even when a path segment also occurs in it
+  // ("/hook" in hooks.example): it is held aside while the pieces go.
+  const HOLD = "\u0000";
+  let out = message.split(url.href).join(`${url.origin}/…`).split(url.host).join(HOLD);
+  for (const p of secretParts(url)) out = out.split(p).join("…");
+  return out.split(HOLD).join(url.host);
 }
 
 /**
@@ -264,13 +298,16 @@ export async function sendAlert(webhookUrl: string, payload: AlertPayload, opts:
       await res.body?.cancel().catch(() => {});
       return { ok: true, status: res.status };
     }
-    const body = await snippet(res).catch(() => "");
-    return { ok: false, status: res.status, error: redact(`${where} answered HTTP ${res.status}${body ? `: ${body}` : ""}`, checked.url) };
+    // Read past the snippet's length, redact, then cut: an echoed secret cut in half at the
+    // boundary would not match any piece and half of it would be kept.
+    const raw = await snippet(res, SNIPPET_CHARS + checked.url.href.length * 3).catch(() => "");
+    const body = redactWebhook(raw, checked.url).slice(0, SNIPPET_CHARS);
+    return { ok: false, status: res.status, error: redactWebhook(`${where} answered HTTP ${res.status}${body ? `: ${body}` : ""}`, checked.url) };
   } catch (e) {
     const name = (e as { name?: string } | null)?.name;
     if (name === "TimeoutError" || name === "AbortError") {
       return { ok: false, error: `${where} did not answer within ${timeoutMs} ms` };
     }
-    return { ok: false, error: redact(`could not reach ${where}: ${describeError(e)}`, checked.url) };
+    return { ok: false, error: redactWebhook(`could not reach ${where}: ${describeError(e)}`, checked.url) };
   }
 }

@@ -7,17 +7,19 @@ import {
   listBackups,
   parseDetails,
   readBackupLock,
+  scanListing,
   wrapBindingError,
   type BackupAction,
   type BackupListing,
   type IncompleteEntry,
   type RunningLock,
 } from "../backup";
-import { DAY_MS, getBackupHealth, toTime, type BackupHealth } from "./health";
+import { assessHealth, DAY_MS, getBackupHealth, healthIssues, nextScheduledRun, STALE_AFTER_HOURS, toTime, type BackupHealth } from "./health";
 
 interface ActivityRow {
   id: number;
   user_id: string | null;
+  user_name: string | null;
   action: string;
   entity_type: string | null;
   entity_id: string | null;
@@ -30,6 +32,8 @@ export interface ActivityEntryView {
   action: BackupAction;
   /** Clerk user id of the admin, or null for the system (cron, CLI). */
   userId: string | null;
+  /** The portal's name for that user (users.full_name), when the portal knows the id. */
+  userName: string | null;
   entityType: string | null;
   entityId: string | null;
   /** details parsed as JSON; the raw text when it is not valid JSON; null when absent. */
@@ -75,7 +79,9 @@ export async function recentBackupActivity(
     [page, count] = (await db.batch([
       db
         .prepare(
-          `SELECT id, user_id, action, entity_type, entity_id, details, created_at FROM activity_log WHERE ${where} ORDER BY id DESC LIMIT ? OFFSET ?`,
+          // users.id is the Clerk user id (migrations/0001), so the feed can say who by name.
+          `SELECT a.id, a.user_id, u.full_name AS user_name, a.action, a.entity_type, a.entity_id, a.details, a.created_at
+           FROM activity_log a LEFT JOIN users u ON u.id = a.user_id WHERE a.${where} ORDER BY a.id DESC LIMIT ? OFFSET ?`,
         )
         .bind(...BACKUP_ACTIONS, limit, offset),
       db.prepare(`SELECT COUNT(*) AS n FROM activity_log WHERE ${where}`).bind(...BACKUP_ACTIONS),
@@ -88,6 +94,7 @@ export async function recentBackupActivity(
       id: r.id,
       action: r.action as BackupAction,
       userId: r.user_id,
+      userName: r.user_name,
       entityType: r.entity_type,
       entityId: r.entity_id,
       details: parseDetails(r.details),
@@ -175,7 +182,15 @@ export interface DashboardBackup {
   signedBy: string | null;
 }
 
+/** Whether D1 answered; when it did not, everything D1 holds (activity, lock, last run) is absent. */
+export type DatabaseState = { available: true } | { available: false; code: string; reason: string };
+
 export interface Dashboard extends BackupStatus {
+  /**
+   * D1 lost, emptied or with its tables dropped is exactly when an admin comes here to restore:
+   * the R2 side (backups, downloads, health from R2 alone) is still shown then.
+   */
+  database: DatabaseState;
   backups: DashboardBackup[];
   incomplete: IncompleteEntry[];
   activity: ActivityPage;
@@ -191,15 +206,71 @@ export interface DashboardOptions {
   activity?: { limit?: number | string; offset?: number | string };
 }
 
+const EMPTY_ACTIVITY = (opts: DashboardOptions["activity"]): ActivityPage => ({
+  entries: [],
+  total: 0,
+  limit: Number(opts?.limit ?? 20),
+  offset: Number(opts?.offset ?? 0),
+});
+
+/**
+ * Health from the R2 listing alone, for when D1 cannot say what the last run did: the same rule
+ * (assessHealth) with no last run, so a missing or old newest backup still shows as never/stale.
+ */
+function healthFromListing(listing: BackupListing, now: Date): BackupHealth {
+  // The R2 side of the usual rule: future-dated names never count as newest, damaged or old leftovers are issues.
+  const scan = scanListing(listing, now);
+  const newest = scan.newest;
+  const issues = healthIssues({ scan, lastRestorationTest: null, lease: null });
+  const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun: null, issues }, now);
+  return {
+    status: assessment.status,
+    summary: `${assessment.summary} (from R2 alone: the database is unavailable, so the last run is unknown)`,
+    checkedAt: now.toISOString(),
+    lastSuccess: newest
+      ? {
+          key: newest.key,
+          name: newest.name,
+          createdAt: newest.manifest.createdAt,
+          ageHours: assessment.ageHours ?? 0,
+          size: newest.size,
+          tables: newest.manifest.tables.length,
+          rows: newest.manifest.totalRows,
+        }
+      : null,
+    lastRun: null,
+    issues,
+    nextScheduledRun: nextScheduledRun(now).toISOString(),
+    staleAfterHours: STALE_AFTER_HOURS,
+    incompleteCount: listing.incomplete.length,
+    backupsCount: listing.backups.length,
+    totalSize: listing.backups.reduce((n, b) => n + b.size, 0),
+    incompleteSize: listing.incomplete.reduce((n, b) => n + b.size, 0),
+  };
+}
+
 export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const now = opts.now ?? new Date();
+  // R2 first and on its own: a failing D1 must not cost the backup list.
   const listing = await listBackups(opts.bucket);
-  const [status, activity] = await Promise.all([
-    getBackupStatus({ db: opts.db, bucket: opts.bucket, now, listing }),
-    recentBackupActivity(opts.db, opts.activity),
-  ]);
+  let status: BackupStatus;
+  let activity: ActivityPage;
+  let database: DatabaseState = { available: true };
+  try {
+    [status, activity] = await Promise.all([
+      getBackupStatus({ db: opts.db, bucket: opts.bucket, now, listing }),
+      recentBackupActivity(opts.db, opts.activity),
+    ]);
+  } catch (e) {
+    // Only D1's own failures are "unavailable"; a bad activity page is still the caller's error.
+    if (!(e instanceof BackupError) || e.code !== "DATABASE_ERROR") throw e;
+    status = { health: healthFromListing(listing, now), running: null, interrupted: null };
+    activity = EMPTY_ACTIVITY(opts.activity);
+    database = { available: false, code: e.code, reason: e.message };
+  }
   return {
     ...status,
+    database,
     backups: listing.backups.map((b) => ({
       name: b.name,
       key: b.key,

@@ -181,3 +181,43 @@ describe("sendAlert to a real HTTP receiver", () => {
     expect(r).toEqual({ ok: false, error: "could not reach hooks.example: boom" });
   });
 });
+
+describe("webhook secrets never leave sendAlert", () => {
+  // Receivers that answer 4xx/5xx quoting what they got, in the spellings real ones use.
+  const echo = (body: (url: string) => string) => ({
+    fetch: async (input: RequestInfo | URL) => new Response(body(String(input)), { status: 403 }),
+  });
+  const URLS = [
+    "https://hooks.example/services/T0AAAA/B0BBBB/S3cr3tT0ken",
+    "https://hooks.example/hook?token=S3cr3tT0ken&channel=ops",
+    "https://hooks.example/h/S3cr3t%2FT0ken?sig=S3cr3tT0ken",
+  ];
+  const SECRETS = ["S3cr3tT0ken", "S3cr3t", "T0AAAA", "B0BBBB"];
+
+  it("a receiver echoing the URL, its path, query or token (raw, JSON-escaped, decoded, encoded) is redacted", async () => {
+    const echoes: ((u: string) => string)[] = [
+      (u) => `invalid_token for ${u}`,
+      (u) => JSON.stringify({ error: "no such hook", url: u }).replace(/\//g, "\\/"),
+      (u) => `bad path ${new URL(u).pathname} query ${new URL(u).search}`,
+      (u) => `token=${decodeURIComponent(new URL(u).pathname.split("/").pop()!)} / ${new URL(u).searchParams.get("token") ?? ""}`,
+      (u) => `got ${encodeURIComponent(u)}`,
+      // The secret straddles the 300-character snippet boundary: no half of it may stay.
+      (u) => `${"x".repeat(295)}${new URL(u).pathname}${new URL(u).search}`,
+    ];
+    for (const url of URLS) {
+      for (const body of echoes) {
+        const r = await sendAlert(url, payload0, echo(body));
+        expect(r.ok).toBe(false);
+        expect(r.error).toContain("hooks.example answered HTTP 403");
+        for (const s of SECRETS) expect(r.error, `${url} → ${r.error}`).not.toContain(s.slice(0, 5));
+      }
+    }
+  });
+
+  it("user name and password are refused without being echoed", async () => {
+    const r = await sendAlert("https://alice:pa55w0rdXYZ@hooks.example/x", payload0);
+    expect(r).toEqual({ ok: false, error: "webhook URL must not contain a user name or password" });
+  });
+});
+
+const payload0: AlertPayload = { text: "D1 backup FAILED: test" };

@@ -350,3 +350,97 @@ describe("cookie-authenticated changes must come from the portal's own pages", (
     expect(dry.status, dry.text).toBe(200);
   });
 });
+
+/** Fails unless the page fits the viewport: nothing sticks out sideways. */
+async function expectNoHorizontalScroll(page: Page): Promise<void> {
+  const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth }));
+  expect(scrollWidth, `scrollWidth ${scrollWidth} > innerWidth ${innerWidth}`).toBeLessThanOrEqual(innerWidth);
+}
+
+describe("phone width and readable activity", () => {
+  it("at 390 px: no horizontal scroll, tables are stacked rows, actions in words, the user's portal name", async () => {
+    // The portal knows this admin: users.id is the Clerk user id.
+    sqlite(
+      d1File(app.persistTo),
+      "INSERT OR REPLACE INTO users (id, email, full_name, role) VALUES ('user_admin_dash', 'dana@example.com', 'Dana Admin', 'admin');",
+    );
+    const context = await signedInContext({ sub: "user_admin_dash" });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${app.url}/admin/backups`);
+      expect(await rowCount(page, "dashboard-error")).toBe(0);
+      const who = await page.locator('[data-testid="activity-row"][data-action="database_backup_created"] [data-testid="activity-who"]').allTextContents();
+      expect(who).toContain("Dana Admin");
+      const what = await page.locator('[data-testid="activity-what"]').allTextContents();
+      expect(what.every((w) => !/_/.test(w)), what.join(" | ")).toBe(true);
+      expect(what).toContain("Backup created");
+      await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-1280.png"), fullPage: true });
+      await expectNoHorizontalScroll(page);
+
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.reload();
+      await expectNoHorizontalScroll(page);
+      // Stacked: the header row is hidden and each cell is a block with its label.
+      expect(await page.isVisible('[data-testid="backups"] thead')).toBe(false);
+      expect(await page.evaluate(() => getComputedStyle(document.querySelector('[data-testid="backup-row"] td')!).display)).toBe("block");
+      await page.screenshot({ path: path.join(ARTIFACTS, "dashboard-390.png"), fullPage: true });
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+// Last: it destroys the app's database.
+describe("D1 lost: every table dropped", () => {
+  it("still lists the R2 backups with their links, health from R2 alone, a notice, and restore commands to copy", async () => {
+    const file = d1File(app.persistTo);
+    const tables = sqliteJson<{ name: string }>(file, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%';");
+    expect(tables.length).toBeGreaterThan(10);
+    sqlite(file, `PRAGMA foreign_keys = OFF; ${tables.map((t) => `DROP TABLE "${t.name}";`).join(" ")}`);
+    expect(sqliteJson(file, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%';")).toEqual([]);
+
+    const context = await signedInContext({ sub: "user_admin_dash" });
+    try {
+      const page = await context.newPage();
+      for (const [width, shot] of [
+        [1280, "dashboard-d1-lost-1280.png"],
+        [390, "dashboard-d1-lost-390.png"],
+      ] as const) {
+        await page.setViewportSize({ width, height: 900 });
+        const res = await page.goto(`${app.url}/admin/backups`);
+        expect(res?.status()).toBe(200);
+        // A notice, not the red error box.
+        expect(await rowCount(page, "dashboard-error")).toBe(0);
+        expect(await page.textContent('[data-testid="database-unavailable"]')).toMatch(/database \(tech-support-db\) is unavailable/);
+        // Health from R2 alone: the newest backup is old, so stale; the summary says where it came from.
+        expect(["stale", "ok"]).toContain(await page.getAttribute('[data-testid="health"]', "data-status"));
+        expect(await page.textContent('[data-testid="health"]')).toContain("from R2 alone");
+        const n = await rowCount(page, "backup-row");
+        expect(n).toBeGreaterThanOrEqual(OLD_BACKUPS - 2);
+        const first = page.locator('[data-testid="backup-row"]').first();
+        const name = ((await first.getAttribute("data-key")) ?? "").replace(/^backups\//, "").replace(/\.sql\.gz$/, "");
+        expect(await first.locator("a[download]").getAttribute("href")).toBe(`/api/admin/backup/${name}?download=1`);
+        expect(await first.locator(`a[href="/api/admin/backup/${name}"]`).count()).toBe(1);
+        // The newest backup's restore commands are open, exactly as BACKUP_RESTORATION.md has them.
+        expect(await first.locator('[data-testid="restore-commands"]').getAttribute("open")).not.toBeNull();
+        const commands = await first.locator('[data-testid="restore-command"]').allTextContents();
+        expect(commands).toContain(`npm run restore -- ${name} --remote --database tech-support-db-restored --dry-run`);
+        expect(commands).toContain(`npm run restore -- ${name} --remote --database tech-support-db-restored`);
+        expect(await first.locator('[data-testid="copy"]').count()).toBe(commands.length);
+        // Buttons that need D1 are not offered; the feed says why it is empty.
+        expect(await rowCount(page, "backup-now")).toBe(0);
+        expect(await page.isVisible('[data-testid="activity-unavailable"]')).toBe(true);
+        await expectNoHorizontalScroll(page);
+        await page.screenshot({ path: path.join(ARTIFACTS, shot), fullPage: true });
+      }
+      // A chosen backup's commands by link (?restore=<name>), and the manifest still downloads.
+      const chosen = "database-2020-01-08-02-00-00";
+      await page.goto(`${app.url}/admin/backups?restore=${chosen}`);
+      expect(await page.locator(`[data-testid="backup-row"][data-key="backups/${chosen}.sql.gz"] [data-testid="restore-commands"]`).getAttribute("open")).not.toBeNull();
+      const manifest = await context.request.get(`${app.url}/api/admin/backup/${chosen}`);
+      expect(manifest.status()).toBe(200);
+    } finally {
+      await context.close();
+    }
+  });
+});

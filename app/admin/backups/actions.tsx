@@ -248,3 +248,29 @@ export function CleanupButton() {
     </div>
   );
 }
+
+/** Copies one command to the clipboard; the command itself stays selectable text beside it. */
+export function CopyButton({ text, label }: { text: string; label: string }) {
+  const [copied, setCopied] = useState<"yes" | "no" | null>(null);
+  return (
+    <button
+      type="button"
+      data-testid="copy"
+      aria-label={`Copy: ${label}`}
+      style={{ ...secondary, padding: "0.15rem 0.5rem", fontSize: "0.8rem", flex: "none" }}
+      onClick={() => {
+        // Clipboard access needs a secure context (https or localhost); say so rather than fail silently.
+        if (!navigator.clipboard) {
+          setCopied("no");
+          return;
+        }
+        navigator.clipboard.writeText(text).then(
+          () => setCopied("yes"),
+          () => setCopied("no"),
+        );
+      }}
+    >
+      {copied === "yes" ? "Copied" : copied === "no" ? "Select and copy" : "Copy"}
+    </button>
+  );
+}

@@ -7,15 +7,20 @@ import { z } from "zod";
 import { requireAdmin } from "../../../lib/auth";
 import { activitySummary, BackupError, errorResponse, formatBytes } from "../../../lib/backup";
 import { getBindings } from "../../../lib/env";
+import { DATABASE_NAME } from "../../../lib/names";
 import { type BackupHealth, type Dashboard, getDashboard, type SizePoint } from "../../../lib/monitor";
-import { BackupNowButton, CleanupButton } from "./actions";
+import { BackupNowButton, CleanupButton, CopyButton } from "./actions";
 
 export const runtime = "edge";
 export const dynamic = "force-dynamic";
 
 const ACTIVITY_PAGE_SIZE = 20;
 
-const searchSchema = z.object({ activity_offset: z.string().regex(/^\d{1,9}$/, "activity_offset must be a whole number").optional() });
+const searchSchema = z.object({
+  activity_offset: z.string().regex(/^\d{1,9}$/, "activity_offset must be a whole number").optional(),
+  // The backup whose restore commands are shown open (a link from the restore guide or a colleague).
+  restore: z.string().regex(/^database-\d{4}(-\d{2}){5}$/, "restore must be a backup name like database-2026-01-15-02-00-00").optional(),
+});
 
 const cell = { padding: "0.3rem 0.5rem", borderBottom: "1px solid #e0e0e0", textAlign: "left", verticalAlign: "top" } as const;
 const num = { ...cell, textAlign: "right", fontVariantNumeric: "tabular-nums" } as const;
@@ -28,6 +33,34 @@ const HEALTH_LOOK: Record<BackupHealth["status"], { label: string; color: string
   failing: { label: "Failing: the last backup run failed or a backup is damaged", color: "#b71c1c", background: "#fdecea" },
   never: { label: "No backup exists", color: "#b71c1c", background: "#fdecea" },
 };
+
+/** What each logged action means, in words; the raw action stays in the cell's title. */
+const ACTION_LABEL: Record<string, string> = {
+  database_backup_created: "Backup created",
+  database_backup_failed: "Backup failed",
+  scheduled_backup_completed: "Nightly backup done",
+  scheduled_backup_failed: "Nightly backup failed",
+  backup_cleanup_completed: "Old backups cleaned up",
+  backup_cleanup_failed: "Cleanup failed",
+  restoration_test_completed: "Restoration test passed",
+  restoration_test_failed: "Restoration test failed",
+  backup_alert_sent: "Alert sent",
+  backup_alert_failed: "Alert not delivered",
+};
+
+// Below 640 px each table row becomes a stacked card, each cell labelled from data-label, so a
+// phone never scrolls sideways. Inline styles cannot hold media queries, hence this one sheet.
+const PHONE_CSS = `
+@media (max-width: 640px) {
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display: block; width: auto; }
+  table.stack thead { display: none; }
+  table.stack > tbody > tr { border: 1px solid #e0e0e0; border-radius: 6px; margin: 0 0 0.6rem; padding: 0.3rem 0; }
+  table.stack > tbody > tr > td { border-bottom: none !important; text-align: left !important; }
+  table.stack > tbody > tr > td[data-label]::before { content: attr(data-label) ": "; font-weight: 600; color: #555; }
+  main { padding: 0 0.25rem; }
+}
+main { overflow-wrap: anywhere; }
+`;
 
 function utc(iso: string): string {
   return `${iso.slice(0, 19).replace("T", " ")} UTC`;
@@ -127,10 +160,48 @@ function SizeChart({ points }: { points: SizePoint[] }) {
   );
 }
 
-function BackupsTable({ backups }: { backups: Dashboard["backups"] }) {
+/**
+ * The commands of BACKUP_RESTORATION.md for this backup, ready to paste: verify, restore into a new
+ * database, and fetch the files with stock wrangler. Shown most of all when D1 is gone.
+ */
+export function restoreCommands(name: string): { label: string; command: string }[] {
+  const restored = `${DATABASE_NAME}-restored`;
+  return [
+    { label: "Verify (dry run, changes nothing)", command: `npm run restore -- ${name} --remote --database ${restored} --dry-run` },
+    { label: "Create an empty database to restore into", command: `npx wrangler d1 create ${restored}` },
+    { label: "Restore into it", command: `npm run restore -- ${name} --remote --database ${restored}` },
+    { label: "Or fetch the files with wrangler alone", command: `npx wrangler r2 object get tech-support-documents/backups/${name}.sql.gz --remote --file ${name}.sql.gz` },
+  ];
+}
+
+function RestoreCommands({ name, open }: { name: string; open: boolean }) {
+  return (
+    <details open={open} data-testid="restore-commands">
+      <summary>Restore commands</summary>
+      <p style={{ margin: "0.3rem 0", fontSize: "0.85rem" }}>
+        From a checkout of this repository, logged in with <code>npx wrangler login</code> (BACKUP_RESTORATION.md, sections 1–2).
+      </p>
+      <ol style={{ margin: 0, paddingLeft: "1.2rem", fontSize: "0.85rem" }}>
+        {restoreCommands(name).map((c) => (
+          <li key={c.command} style={{ marginBottom: "0.4rem" }}>
+            {c.label}
+            <div style={{ display: "flex", gap: "0.4rem", alignItems: "flex-start" }}>
+              <code data-testid="restore-command" style={{ overflowWrap: "anywhere", background: "#f5f5f5", padding: "0.1rem 0.3rem", flex: 1, minWidth: 0 }}>
+                {c.command}
+              </code>
+              <CopyButton text={c.command} label={c.label} />
+            </div>
+          </li>
+        ))}
+      </ol>
+    </details>
+  );
+}
+
+function BackupsTable({ backups, chosen }: { backups: Dashboard["backups"]; chosen: string | null }) {
   if (backups.length === 0) return <p data-testid="backups-empty">No complete backups yet. Use “Back up now”.</p>;
   return (
-    <table data-testid="backups" style={{ borderCollapse: "collapse", width: "100%", fontSize: "0.9rem" }}>
+    <table data-testid="backups" className="stack" style={{ borderCollapse: "collapse", width: "100%", fontSize: "0.9rem" }}>
       <thead>
         <tr>
           <th style={cell}>Taken (UTC)</th>
@@ -145,22 +216,22 @@ function BackupsTable({ backups }: { backups: Dashboard["backups"] }) {
       <tbody>
         {backups.map((b) => (
           <tr key={b.key} data-testid="backup-row" data-key={b.key}>
-            <td style={cell}>
+            <td style={cell} data-label="Taken">
               {utc(b.createdAt)}
               <br />
               <small style={{ color: "#666" }}>
                 {b.trigger}, {b.snapshot} snapshot, schema {b.latestMigration ?? "none"}
               </small>
             </td>
-            <td style={num}>{formatBytes(b.size)}</td>
-            <td style={num}>{b.tables.length}</td>
-            <td style={num}>{b.rows}</td>
-            <td style={cell} title={b.sha256}>
+            <td style={num} data-label="Size">{formatBytes(b.size)}</td>
+            <td style={num} data-label="Tables">{b.tables.length}</td>
+            <td style={num} data-label="Rows">{b.rows}</td>
+            <td style={cell} title={b.sha256} data-label="Checksum">
               ✓ {b.checksum}
               <br />
               <code style={{ fontSize: "0.8rem" }}>{b.sha256.slice(0, 12)}…</code>
             </td>
-            <td style={cell} data-testid="backup-signature" data-signed={b.signedBy ? "yes" : "no"}>
+            <td style={cell} data-label="Signature" data-testid="backup-signature" data-signed={b.signedBy ? "yes" : "no"}>
               {b.signedBy ? (
                 <>
                   signed
@@ -173,7 +244,7 @@ function BackupsTable({ backups }: { backups: Dashboard["backups"] }) {
                 </span>
               )}
             </td>
-            <td style={cell}>
+            <td style={cell} data-label="Files">
               <a href={`/api/admin/backup/${b.name}?download=1`} download>
                 Download .sql.gz
               </a>
@@ -191,6 +262,7 @@ function BackupsTable({ backups }: { backups: Dashboard["backups"] }) {
                 </table>
                 <a href={`/api/admin/backup/${b.name}`}>Full manifest (JSON)</a>
               </details>
+              <RestoreCommands name={b.name} open={b.name === chosen} />
             </td>
           </tr>
         ))}
@@ -202,7 +274,7 @@ function BackupsTable({ backups }: { backups: Dashboard["backups"] }) {
 function IncompleteTable({ incomplete }: { incomplete: Dashboard["incomplete"] }) {
   if (incomplete.length === 0) return <p data-testid="incomplete-empty">None.</p>;
   return (
-    <table data-testid="incomplete" style={{ borderCollapse: "collapse", width: "100%", fontSize: "0.9rem" }}>
+    <table data-testid="incomplete" className="stack" style={{ borderCollapse: "collapse", width: "100%", fontSize: "0.9rem" }}>
       <thead>
         <tr>
           <th style={cell}>Name</th>
@@ -214,12 +286,12 @@ function IncompleteTable({ incomplete }: { incomplete: Dashboard["incomplete"] }
       <tbody>
         {incomplete.map((i) => (
           <tr key={i.name} data-testid="incomplete-row">
-            <td style={cell}>
-              <code>{i.name}</code>
+            <td style={cell} data-label="Name">
+              <code style={{ overflowWrap: "anywhere" }}>{i.name}</code>
             </td>
-            <td style={cell}>{i.reason}</td>
-            <td style={num}>{formatBytes(i.size)}</td>
-            <td style={cell}>{utc(i.uploaded)}</td>
+            <td style={cell} data-label="Why">{i.reason}</td>
+            <td style={num} data-label="Size">{formatBytes(i.size)}</td>
+            <td style={cell} data-label="Last written">{utc(i.uploaded)}</td>
           </tr>
         ))}
       </tbody>
@@ -236,7 +308,7 @@ function Activity({ activity }: { activity: Dashboard["activity"] }) {
       {entries.length === 0 ? (
         <p data-testid="activity-empty">No backup activity {offset > 0 ? "on this page" : "yet"}.</p>
       ) : (
-        <table data-testid="activity" style={{ borderCollapse: "collapse", width: "100%", fontSize: "0.9rem" }}>
+        <table data-testid="activity" className="stack" style={{ borderCollapse: "collapse", width: "100%", fontSize: "0.9rem" }}>
           <thead>
             <tr>
               <th style={cell}>When (UTC)</th>
@@ -248,10 +320,14 @@ function Activity({ activity }: { activity: Dashboard["activity"] }) {
           <tbody>
             {entries.map((e) => (
               <tr key={e.id} data-testid="activity-row" data-action={e.action}>
-                <td style={cell}>{e.createdAt.replace("T", " ").slice(0, 19)}</td>
-                <td style={{ ...cell, color: e.action.endsWith("_failed") ? "#b71c1c" : undefined }}>{e.action}</td>
-                <td style={cell}>{e.userId ?? "system"}</td>
-                <td style={cell}>{activitySummary(e)}</td>
+                <td style={cell} data-label="When">{e.createdAt.replace("T", " ").slice(0, 19)}</td>
+                <td style={{ ...cell, color: e.action.endsWith("_failed") ? "#b71c1c" : undefined }} data-label="What" title={e.action} data-testid="activity-what">
+                  {ACTION_LABEL[e.action] ?? e.action}
+                </td>
+                <td style={cell} data-label="Who" data-testid="activity-who" title={e.userId ?? undefined}>
+                  {e.userId === null ? "system" : (e.userName ?? e.userId)}
+                </td>
+                <td style={{ ...cell, overflowWrap: "anywhere" }} data-label="Details">{activitySummary(e)}</td>
               </tr>
             ))}
           </tbody>
@@ -263,6 +339,27 @@ function Activity({ activity }: { activity: Dashboard["activity"] }) {
         {next !== null && <Link href={`/admin/backups?activity_offset=${next}#activity`}>Older →</Link>}
       </p>
     </>
+  );
+}
+
+/** D1 down, emptied or its tables dropped: a notice, not an error, since the R2 side still works. */
+function DatabaseNotice({ database }: { database: Dashboard["database"] }) {
+  if (database.available) return null;
+  return (
+    <section
+      role="status"
+      data-testid="database-unavailable"
+      style={{ border: "2px solid #f9a825", background: "#fff8e1", borderRadius: 8, padding: "0.8rem 1rem", margin: "1rem 0" }}
+    >
+      <h2 style={{ margin: 0, fontSize: "1.1rem" }}>The database ({DATABASE_NAME}) is unavailable</h2>
+      <p style={{ margin: "0.3rem 0" }}>
+        D1 did not answer as expected ({database.reason}). The backups below are read from R2 and are unaffected; activity, the
+        last run and the buttons need the database and are hidden until it is back.
+      </p>
+      <p style={{ margin: 0 }}>
+        To restore: pick a backup below (the newest is first), open its <strong>Restore commands</strong>, and follow BACKUP_RESTORATION.md.
+      </p>
+    </section>
   );
 }
 
@@ -286,11 +383,14 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
   }
 
   let data: Dashboard;
+  let chosen: string | null;
   try {
     const parsed = searchSchema.safeParse(await searchParams);
     if (!parsed.success) throw new BackupError("INVALID_INPUT", parsed.error.issues[0].message);
     const { db, bucket } = getBindings();
     data = await getDashboard({ db, bucket, activity: { limit: ACTIVITY_PAGE_SIZE, offset: parsed.data.activity_offset } });
+    // Without D1 the admin is most likely here to restore: the newest backup's commands open.
+    chosen = parsed.data.restore ?? (data.database.available ? null : (data.backups[0]?.name ?? null));
   } catch (e) {
     return (
       <main>
@@ -302,16 +402,20 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
 
   return (
     <main style={{ maxWidth: "60rem" }}>
+      <style>{PHONE_CSS}</style>
       <p>
         <Link href="/">← Portal</Link> · <Link href="/docs/backup-api">Backup API</Link>
       </p>
       <h1>Database backups</h1>
+      <DatabaseNotice database={data.database} />
       <Health health={data.health} />
 
-      <section style={{ ...section, display: "flex", gap: "2rem", flexWrap: "wrap", alignItems: "flex-start" }}>
-        <BackupNowButton running={data.running ? { startedAt: data.running.startedAt, owner: data.running.owner } : null} />
-        <CleanupButton />
-      </section>
+      {data.database.available && (
+        <section style={{ ...section, display: "flex", gap: "2rem", flexWrap: "wrap", alignItems: "flex-start" }}>
+          <BackupNowButton running={data.running ? { startedAt: data.running.startedAt, owner: data.running.owner } : null} />
+          <CleanupButton />
+        </section>
+      )}
       {data.interrupted && (
         <p role="status" data-testid="backup-interrupted">
           Interrupted: the {data.interrupted.op ?? "backup"} run of {data.interrupted.owner} started {utc(data.interrupted.startedAt)} stopped
@@ -327,7 +431,7 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
 
       <section style={section}>
         <h2>Backups ({data.backups.length})</h2>
-        <BackupsTable backups={data.backups} />
+        <BackupsTable backups={data.backups} chosen={chosen} />
       </section>
 
       <section style={section}>
@@ -338,7 +442,7 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
 
       <section style={section} id="activity">
         <h2>Recent backup activity</h2>
-        <Activity activity={data.activity} />
+        {data.database.available ? <Activity activity={data.activity} /> : <p data-testid="activity-unavailable">Kept in the database: not available now.</p>}
       </section>
     </main>
   );

@@ -1,7 +1,7 @@
 // Scheduled backup over HTTP for external schedulers (Vercel-style cron: GET with
 // `Authorization: Bearer <CRON_SECRET>`). Not behind Clerk: the shared secret is the credential.
-// Fails closed: without a usable CRON_SECRET every call is refused with 500 CONFIG_ERROR (a
-// server misconfiguration, not a client error, and not "try again later" like a 503 would say).
+// Fails closed: without a usable CRON_SECRET every call is refused with the same 401 as a wrong
+// secret (an anonymous caller learns nothing about the configuration); the log says what is wrong.
 import { backupResponse, cleanupResponse } from "../../../../lib/backup";
 import { getAlertWebhook, getSigningKey } from "../../../../lib/env";
 import { cronRoute } from "../../../../lib/http";
