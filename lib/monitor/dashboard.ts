@@ -7,14 +7,13 @@ import {
   listBackups,
   parseDetails,
   readBackupLock,
-  scanListing,
   wrapBindingError,
   type BackupAction,
   type BackupListing,
   type IncompleteEntry,
   type RunningLock,
 } from "../backup";
-import { assessHealth, DAY_MS, getBackupHealth, healthIssues, nextScheduledRun, STALE_AFTER_HOURS, toTime, type BackupHealth } from "./health";
+import { DAY_MS, getBackupHealth, healthOf, toTime, type BackupHealth } from "./health";
 
 interface ActivityRow {
   id: number;
@@ -213,42 +212,6 @@ const EMPTY_ACTIVITY = (opts: DashboardOptions["activity"]): ActivityPage => ({
   offset: Number(opts?.offset ?? 0),
 });
 
-/**
- * Health from the R2 listing alone, for when D1 cannot say what the last run did: the same rule
- * (assessHealth) with no last run, so a missing or old newest backup still shows as never/stale.
- */
-function healthFromListing(listing: BackupListing, now: Date): BackupHealth {
-  // The R2 side of the usual rule: future-dated names never count as newest, damaged or old leftovers are issues.
-  const scan = scanListing(listing, now);
-  const newest = scan.newest;
-  const issues = healthIssues({ scan, lastRestorationTest: null, lease: null });
-  const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun: null, issues }, now);
-  return {
-    status: assessment.status,
-    summary: `${assessment.summary} (from R2 alone: the database is unavailable, so the last run is unknown)`,
-    checkedAt: now.toISOString(),
-    lastSuccess: newest
-      ? {
-          key: newest.key,
-          name: newest.name,
-          createdAt: newest.manifest.createdAt,
-          ageHours: assessment.ageHours ?? 0,
-          size: newest.size,
-          tables: newest.manifest.tables.length,
-          rows: newest.manifest.totalRows,
-        }
-      : null,
-    lastRun: null,
-    issues,
-    nextScheduledRun: nextScheduledRun(now).toISOString(),
-    staleAfterHours: STALE_AFTER_HOURS,
-    incompleteCount: listing.incomplete.length,
-    backupsCount: listing.backups.length,
-    totalSize: listing.backups.reduce((n, b) => n + b.size, 0),
-    incompleteSize: listing.incomplete.reduce((n, b) => n + b.size, 0),
-  };
-}
-
 export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
   const now = opts.now ?? new Date();
   // R2 first and on its own: a failing D1 must not cost the backup list.
@@ -264,7 +227,7 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
   } catch (e) {
     // Only D1's own failures are "unavailable"; a bad activity page is still the caller's error.
     if (!(e instanceof BackupError) || e.code !== "DATABASE_ERROR") throw e;
-    status = { health: healthFromListing(listing, now), running: null, interrupted: null };
+    status = { health: healthOf(listing, null, now), running: null, interrupted: null };
     activity = EMPTY_ACTIVITY(opts.activity);
     database = { available: false, code: e.code, reason: e.message };
   }

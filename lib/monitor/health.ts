@@ -325,14 +325,23 @@ export interface HealthOptions {
 /** Health from R2 (what can be restored) and activity_log (how the newest run ended). */
 export async function getBackupHealth(opts: HealthOptions): Promise<BackupHealth> {
   const now = opts.now ?? new Date();
-  const [listing, { lastRun, test, lease }] = await Promise.all([opts.listing ?? listBackups(opts.bucket), d1Facts(opts.db, now)]);
+  const [listing, facts] = await Promise.all([opts.listing ?? listBackups(opts.bucket), d1Facts(opts.db, now)]);
+  return healthOf(listing, facts, now);
+}
+
+/**
+ * The rule applied to a listing and what D1 said; `d1` null when D1 is unavailable: then there is
+ * no last run, test or lease, and the summary says the health comes from R2 alone.
+ */
+export function healthOf(listing: BackupListing, d1: Awaited<ReturnType<typeof d1Facts>> | null, now: Date): BackupHealth {
   const scan = scanListing(listing, now);
   const newest = scan.newest;
-  const issues = healthIssues({ scan, lastRestorationTest: test, lease });
+  const lastRun = d1?.lastRun ?? null;
+  const issues = healthIssues({ scan, lastRestorationTest: d1?.test ?? null, lease: d1?.lease ?? null });
   const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun, issues }, now);
   return {
     status: assessment.status,
-    summary: assessment.summary,
+    summary: d1 ? assessment.summary : `${assessment.summary} (from R2 alone: the database is unavailable, so the last run is unknown)`,
     issues,
     checkedAt: now.toISOString(),
     lastSuccess: newest
