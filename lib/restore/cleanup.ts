@@ -60,28 +60,17 @@ export interface Leftover {
 
 /** Removes the work directories of dead restore processes under root; returns what was removed. */
 export function sweepWorkDirs(root: string): Leftover[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(root);
-  } catch {
-    return [];
-  }
-  const removed: Leftover[] = [];
-  for (const name of names) {
-    const m = WORKDIR_RE.exec(name);
-    if (!m || alive(Number(m[1]))) continue;
-    const p = path.join(root, name);
-    const bytes = sizeOf(p);
-    fs.rmSync(p, { recursive: true, force: true });
-    removed.push({ path: p, pid: Number(m[1]), bytes });
-  }
-  return removed;
+  return sweepDead(root, WORKDIR_RE, (p) => fs.rmSync(p, { recursive: true, force: true }));
 }
 
 /** Removes `<file>.restoring-<pid>` (and its journal) left by dead processes beside a SQLite target. */
 export function sweepRestoring(file: string): Leftover[] {
-  const dir = path.dirname(file);
   const re = new RegExp(`^${path.basename(file).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.restoring-(\\d+)(?:-journal|-wal|-shm)?$`);
+  return sweepDead(path.dirname(file), re, (p) => fs.rmSync(p, { force: true }));
+}
+
+/** The entries of `dir` whose name matches `re` (group 1: the pid) and whose process is dead, removed. */
+function sweepDead(dir: string, re: RegExp, remove: (p: string) => void): Leftover[] {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -94,7 +83,7 @@ export function sweepRestoring(file: string): Leftover[] {
     if (!m || alive(Number(m[1]))) continue;
     const p = path.join(dir, name);
     removed.push({ path: p, pid: Number(m[1]), bytes: sizeOf(p) });
-    fs.rmSync(p, { force: true });
+    remove(p);
   }
   return removed;
 }

@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { openLocalPlatform, PROJECT_ROOT, type LocalPlatform } from "../../lib/local/platform";
 import { localD1File, WRANGLER_BIN, wranglerEnv } from "../../lib/local/wrangler";
+import type { BackupError } from "../../lib/errors";
 import { DATABASE_NAME } from "../../lib/names";
 
 export const CLI_ENV = wranglerEnv();
@@ -127,4 +128,14 @@ export async function freshPlatform(opts: { migrate?: boolean } = {}): Promise<L
   if (opts.migrate ?? true) migrateLocal(persistTo);
   const platform = await openLocalPlatform({ persistTo });
   return { ...platform, persistTo };
+}
+
+/** The error a promise is refused with; a promise that resolves fails the test. */
+export async function rejection(p: Promise<unknown>): Promise<BackupError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as BackupError;
+  }
+  throw new Error("expected the restore to be refused");
 }

@@ -5,7 +5,7 @@
 // file and the old local D1 byte for byte as they were. A restore killed part way leaves no
 // plaintext after the next run. Every argument mistake exits 2 with one line.
 // Real local D1/R2 (getPlatformProxy), real wrangler and sqlite3.
-import { spawn, execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -13,11 +13,11 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { activitySummary, backupDatabase, DUMP_END_MARKER, keysFor, signManifest, type BackupError, type Manifest } from "../../lib/backup";
+import { activitySummary, backupDatabase, DUMP_END_MARKER, keysFor, type Manifest, signManifest } from "../../lib/backup";
 import { PROJECT_ROOT } from "../../lib/local/platform";
-import { createReporter, openTarget, runRestore, silentReporter, type RestoreOptions, type RestoreResult } from "../../lib/restore";
+import { createReporter, openTarget, type RestoreOptions, type RestoreResult, runRestore, silentReporter } from "../../lib/restore";
 import { seedDemoData } from "../../lib/seed/seed";
-import { CLI_ENV, d1File, freshPlatform, sqliteJson, tempDir } from "../helpers/local";
+import { CLI_ENV, d1File, freshPlatform, rejection, sqliteJson, tempDir } from "../helpers/local";
 import { makeTestKeys, type TestKeys } from "../helpers/signing";
 
 const at = (s: number) => new Date(Date.UTC(2026, 1, 3, 2, 0, s));
@@ -99,15 +99,6 @@ function restore(opts: Partial<RestoreOptions> & { name?: string }): Promise<Res
     verifyKeys: keys.verifyKeys,
     ...rest,
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<BackupError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as BackupError;
-  }
-  throw new Error("expected the restore to be refused");
 }
 
 /** A SQLite file with data: what a refused or failed restore must leave exactly as it was. */

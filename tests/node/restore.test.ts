@@ -10,13 +10,13 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
-import { backupDatabase, signManifest, type BackupError, type Manifest } from "../../lib/backup";
+import { backupDatabase, type Manifest, signManifest } from "../../lib/backup";
 import { DUMP_END_MARKER } from "../../lib/backup/dump";
 import { keysFor } from "../../lib/backup/keys";
 import { PROJECT_ROOT } from "../../lib/local/platform";
 import { openTarget, type RestoreOptions, type RestoreResult, runChecks, runRestore, silentReporter } from "../../lib/restore";
 import { seedDemoData } from "../../lib/seed/seed";
-import { canonicalDump, CLI_ENV, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir, wrangler } from "../helpers/local";
+import { canonicalDump, CLI_ENV, d1File, executeFileLocal, freshPlatform, rejection, sqliteJson, tempDir, wrangler } from "../helpers/local";
 import { testKeys, type TestKeys } from "../helpers/signing";
 import { splitStatements } from "../helpers/sql-split";
 
@@ -106,15 +106,6 @@ function restore(opts: Partial<RestoreOptions> & Pick<RestoreOptions, "target"> 
     verifyKeys,
     ...rest,
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<BackupError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as BackupError;
-  }
-  throw new Error("expected the restore to be refused");
 }
 
 const sha = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
