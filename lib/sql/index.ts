@@ -32,3 +32,4 @@ export {
   type BatcherOptions,
   type StageCell,
 } from "./batcher";
+export { splitStatements, StatementSplitter, type SqlStatement } from "./statements";
