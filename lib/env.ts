@@ -11,7 +11,7 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
-import { parseSigningKey, type SigningKey } from "./backup";
+import { parseLeaseTtl, parseSigningKey, type SigningKey } from "./backup";
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
@@ -232,4 +232,10 @@ export async function getSigningKey(): Promise<SigningKey | null> {
   const parsed = await once(env, "signing", () => parseSigningKey(stringSetting(env, "BACKUP_SIGNING_KEY")));
   if (parsed.problem) throw new BackupError("CONFIG_ERROR", parsed.problem);
   return parsed.key;
+}
+
+/** BACKUP_LEASE_TTL_SECONDS (lock.ts parseLeaseTtl): unset is the 2-minute default. */
+export function getLeaseTtlMs(): number | undefined {
+  const env = requestEnv();
+  return once(env, "lease-ttl", () => parseLeaseTtl(stringSetting(env, "BACKUP_LEASE_TTL_SECONDS")));
 }

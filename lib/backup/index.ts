@@ -29,4 +29,4 @@ export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } from "./run";
 export { type RetentionPolicy } from "./retention";
-export { readBackupLock, type RunningLock } from "./lock";
+export { parseLeaseTtl, readBackupLock, type RunningLock } from "./lock";

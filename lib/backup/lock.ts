@@ -19,6 +19,19 @@ export const BACKUP_LOCK_NAME = "backup";
  * another run could start beside it, and then the live run stops itself (LEASE_LOST).
  */
 export const DEFAULT_LOCK_TTL_MS = 2 * 60 * 1000;
+
+/**
+ * BACKUP_LEASE_TTL_SECONDS: whole seconds from 5 to 3600 (undefined when unset: the default). A
+ * shorter lease frees a dead run's lock sooner; the live run renews every quarter of it.
+ */
+export function parseLeaseTtl(raw: string | undefined): number | undefined {
+  const value = raw?.trim();
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d{1,4}$/.test(value) || Number(value) < 5 || Number(value) > 3600) {
+    throw new BackupError("CONFIG_ERROR", "BACKUP_LEASE_TTL_SECONDS must be a whole number of seconds from 5 to 3600");
+  }
+  return Number(value) * 1000;
+}
 /** Beyond this, the caller's clock and D1's disagree too much for lease times (or backup names) to mean anything. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60 * 1000;
 

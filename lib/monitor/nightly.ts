@@ -157,6 +157,8 @@ export interface NightlyOptions extends DeliveryOptions {
   now?: Date;
   /** BACKUP_SIGNING_KEY as parsed by the entry point; null: the backup is made unsigned. */
   signingKey?: SigningKey | null;
+  /** BACKUP_LEASE_TTL_SECONDS as parsed by the entry point; undefined: the default. */
+  leaseTtlMs?: number;
 }
 
 export interface NightlyResult extends ScheduledRunResult {
@@ -192,7 +194,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
 
   let result: ScheduledRunResult;
   try {
-    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey });
+    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey, leaseTtlMs: opts.leaseTtlMs });
   } catch (e) {
     await alertNightlyFailure({ ...opts, db, bucket, alertWebhook: webhook, error: e, now });
     throw e;

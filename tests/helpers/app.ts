@@ -113,6 +113,8 @@ export interface AppServer {
   request(p: string, init?: RequestOptions): Promise<RawResponse>;
   log(): string;
   stop(): Promise<void>;
+  /** SIGKILL of wrangler and its workerd together (a crash, not a shutdown); resolves once gone. */
+  crash(): Promise<void>;
 }
 
 export interface RequestOptions {
@@ -260,5 +262,21 @@ export async function startApp(opts: { persistTo: string; vars: Record<string, s
     request: (p, init = {}) => rawRequest(url, p, init),
     log,
     stop,
+    crash: async () => {
+      if (exited !== undefined || child.pid === undefined) return;
+      const gone = new Promise<void>((r) => child.once("exit", () => r()));
+      process.kill(-child.pid, "SIGKILL");
+      await gone;
+      // The group's other members (workerd) die with the signal; wait until none is left.
+      for (let i = 0; i < 100; i++) {
+        try {
+          process.kill(-child.pid, 0);
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error("workerd outlived SIGKILL of its process group");
+    },
   };
 }
