@@ -5,6 +5,7 @@
 // cookie; the token is an RS256 JWT verified against CLERK_JWT_KEY like any other. Also the status
 // routes, and the cross-site check on cookie-authenticated changes.
 // A screenshot of the dashboard is kept in test-artifacts/.
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../../lib/backup/run";
 import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
 import { seedDemoData } from "../../lib/seed/seed";
-import { ensureAppBuild, startApp, type AppServer } from "../helpers/app";
+import { ensureAppBuild, freePort, startApp, type AppServer } from "../helpers/app";
 import { createTestSigner, TEST_PUBLISHABLE_KEY, TEST_SECRET_KEY, type TestSigner } from "../helpers/clerk";
 import { d1File, migrateLocal, sqlite, sqliteJson, tempDir } from "../helpers/local";
 
@@ -441,6 +442,54 @@ describe("D1 lost: every table dropped", () => {
       expect(manifest.status()).toBe(200);
     } finally {
       await context.close();
+    }
+  });
+});
+
+describe("npm run demo's one-click sign-in (scripts/demo-signin.ts)", () => {
+  it("in Chromium, the link signs in as the admin and lands on the dashboard, through the app's own verification", async () => {
+    const appPort = new URL(app.url).port;
+    const signinPort = String(await freePort());
+    const child = spawn(
+      process.execPath,
+      [path.join(PROJECT_ROOT, "node_modules/tsx/dist/cli.mjs"), "scripts/demo-signin.ts", "--app-port", appPort, "--port", signinPort, "--parent", String(process.pid)],
+      { cwd: PROJECT_ROOT, env: { ...process.env, D1B_DEMO_TOKEN: await signer.token({ sub: "user_demo_admin" }) }, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    try {
+      let err = "";
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no sign-in link printed: ${err}`)), 60_000);
+        child.stderr!.on("data", (d) => {
+          err += d;
+          if (err.includes(`http://localhost:${signinPort}/`)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.on("exit", (code) => reject(new Error(`demo-signin exited (${code}): ${err}`)));
+      });
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      try {
+        const page = await context.newPage();
+        const res = await page.goto(`http://localhost:${signinPort}/`);
+        expect(page.url()).toBe(`http://localhost:${appPort}/admin/backups`);
+        expect(res?.status()).toBe(200);
+        expect(await page.textContent("h1")).toContain("Database backups");
+        // The cookie is HttpOnly: the page's scripts never see the token.
+        expect(await page.evaluate(() => document.cookie)).not.toContain("__session");
+      } finally {
+        await context.close();
+      }
+      // Without the link's cookies the same browser is sent to sign in: the app grants nothing itself.
+      const stranger = await browser.newContext();
+      try {
+        const res = await (await stranger.newPage()).request.get(`http://localhost:${appPort}/admin/backups`, { maxRedirects: 0 });
+        expect(res.status()).toBe(307);
+      } finally {
+        await stranger.close();
+      }
+    } finally {
+      child.kill("SIGTERM");
     }
   });
 });
