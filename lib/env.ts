@@ -11,7 +11,7 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
-import { parseSigningKey, type SigningKey } from "./backup";
+import { parseAgeRecipients, parseSigningKey, type AgeEncryption, type SigningKey } from "./backup";
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
@@ -232,4 +232,16 @@ export async function getSigningKey(): Promise<SigningKey | null> {
   const parsed = await once(env, "signing", () => parseSigningKey(stringSetting(env, "BACKUP_SIGNING_KEY")));
   if (parsed.problem) throw new BackupError("CONFIG_ERROR", parsed.problem);
   return parsed.key;
+}
+
+/**
+ * BACKUP_AGE_RECIPIENTS (a plain variable: public keys only): the age recipients every backup
+ * object is encrypted to. Unset: null, objects are plain gzip. Set but unusable: CONFIG_ERROR
+ * naming the entry, so a typo never silently turns encryption off.
+ */
+export function getAgeEncryption(): AgeEncryption | null {
+  const env = requestEnv();
+  const parsed = once(env, "age", () => parseAgeRecipients(stringSetting(env, "BACKUP_AGE_RECIPIENTS")));
+  if (parsed.problem) throw new BackupError("CONFIG_ERROR", parsed.problem);
+  return parsed.encryption;
 }

@@ -10,6 +10,7 @@ import {
   errorResponse,
   listBackups,
   listResponse,
+  parseAgeRecipients,
   parseSigningKey,
   readSchema,
   runBackup,
@@ -22,6 +23,8 @@ interface Env {
   DOCUMENTS: R2Bucket;
   /** Handed over by the CLI (scripts/backup.ts reads it from the environment or .dev.vars). */
   BACKUP_SIGNING_KEY?: string;
+  /** Likewise BACKUP_AGE_RECIPIENTS: age1… public keys to encrypt the object to. */
+  BACKUP_AGE_RECIPIENTS?: string;
 }
 
 export default {
@@ -33,14 +36,17 @@ export default {
         const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
         if (signing.problem) throw new BackupError("CONFIG_ERROR", signing.problem);
         const signingKey = signing.key;
+        const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
+        if (age.problem) throw new BackupError("CONFIG_ERROR", age.problem);
+        const encryption = age.encryption;
         const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number>; leaseTtlMs?: number };
         const now = body.now ? new Date(body.now) : undefined;
         const leaseTtlMs = body.leaseTtlMs;
         // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
         // like every other entry point, so the CLI never collides with the nightly run.
         const { summary, manifest } = body.dump
-          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey })
-          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey });
+          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey, encryption })
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey, encryption });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "POST" && url.pathname === "/profile") {
