@@ -15,7 +15,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listBackups, parseAgeRecipients, parseManifest, verifyManifestSignature, type Manifest } from "../../lib/backup";
 import { decryptStream, encryptStream, generateAgeKey, parseAgeIdentities } from "../../lib/backup/encryption";
-import { parseBackupKey, parseBackupName } from "../../lib/backup/keys";
+import { keysFor, parseBackupKey, parseBackupName } from "../../lib/backup/keys";
 import { copyWithMetadata, MIN_PART_SIZE, uploadGzip } from "../../lib/backup/upload";
 import localWorker from "../../lib/local/worker";
 import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
@@ -321,5 +321,30 @@ describe("configuration and streaming", () => {
     timings.streamPeakExtraMiB = Math.round(peak / 1024 / 1024);
     // Whole-buffer handling would keep 24 MiB alive at least once; streaming holds a few chunks.
     expect(peak).toBeLessThan(12 * 1024 * 1024);
+  });
+});
+
+describe("keys and manifests of both forms", () => {
+  it("builds and parses .sql.gz.age keys beside .sql.gz ones, and nothing that looks like them", () => {
+    const name = "database-2026-01-15-02-00-00";
+    expect(keysFor(name, { encrypted: true })).toEqual({
+      name,
+      object: `backups/${name}.sql.gz.age`,
+      manifest: `backups/${name}.manifest.json`,
+      staging: `backups/.staging/${name}.sql.gz.age`,
+    });
+    expect(parseBackupKey(`backups/.staging/${name}.sql.gz.age`)).toMatchObject({ kind: "staging", encrypted: true });
+    expect(parseBackupKey(`backups/${name}.sql.gz`)).toMatchObject({ kind: "object", encrypted: false });
+    for (const key of [`backups/${name}.sql.age`, `backups/${name}.sql.gz.age.bak`, `backups/${name}.age`, `clients/${name}.sql.gz.age`, `backups/${name}.manifest.json.age`]) {
+      expect(parseBackupKey(key), key).toBeNull();
+    }
+  });
+
+  it("old manifests (no encryption field) still parse; contentEncoding and encryption must agree", () => {
+    const plain = { ...manifest, object: { ...manifest.object, key: manifest.object.key.replace(/\.age$/, ""), contentEncoding: "gzip" } } as Record<string, unknown>;
+    delete plain.encryption;
+    expect(parseManifest(JSON.stringify(plain)).encryption).toBeUndefined();
+    expect(() => parseManifest(JSON.stringify({ ...plain, encryption: manifest.encryption }), "m.json")).toThrow(/m\.json is malformed at encryption/);
+    expect(() => parseManifest(JSON.stringify({ ...manifest, encryption: null }), "m.json")).toThrow(/m\.json is malformed at encryption/);
   });
 });
