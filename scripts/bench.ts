@@ -1,12 +1,13 @@
 // `npm run bench [-- --smoke | --sizes 10000,100000,1000000] [--restore-timeout 600]`: our backup side by side with
 // `sqlite3 .dump` and `wrangler d1 export` on the same local database, plus restore times, and
-// peak memory of every process involved. Writes docs/benchmarks.md.
+// peak memory of every process involved, and what age encryption (BACKUP_AGE_RECIPIENTS) adds.
+// Writes docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
-import { parseBackupName, readManifest } from "../lib/backup";
+import { decryptStream, generateAgeKey, parseBackupName, readManifest } from "../lib/backup";
 import { localD1File, openLocalPlatform, PROJECT_ROOT, startLocalWorker, WRANGLER_BIN, wranglerEnv } from "../lib/local";
 import { DATABASE_NAME } from "../lib/names";
 import { intFlag, parseCli } from "./cli-args";
@@ -45,6 +46,8 @@ interface MeasureOptions {
   stdinFile?: string;
   /** Kill the command (its whole process group) after this long. */
   timeoutMs?: number;
+  /** Added to the environment (BACKUP_AGE_RECIPIENTS for the encrypted backup). */
+  env?: Record<string, string>;
 }
 
 /** Runs a command, sampling /proc for the peak memory of it and every process under it. */
@@ -54,7 +57,7 @@ function measure(cmd: string, args: string[], opts: MeasureOptions = {}): Promis
     const stdout = opts.stdoutFile ? fs.openSync(opts.stdoutFile, "w") : "pipe";
     const stdin = opts.stdinFile ? fs.openSync(opts.stdinFile, "r") : "ignore";
     // Its own process group, so a timeout ends wrangler and the workerd it started together.
-    const child = spawn(cmd, args, { cwd: PROJECT_ROOT, env: ENV, stdio: [stdin, stdout, "pipe"], detached: true });
+    const child = spawn(cmd, args, { cwd: PROJECT_ROOT, env: { ...ENV, ...opts.env }, stdio: [stdin, stdout, "pipe"], detached: true });
     let timedOut = false;
     const killer = opts.timeoutMs
       ? setTimeout(() => {
@@ -158,6 +161,22 @@ interface Row {
   restoreOursSqlite: Measured;
   restoreWranglerExport: Measured;
   profile: { selectAllMs: number; dumpOnlyMs: number; gzipMs: number; gzipInputBytes: number; sqlBytes: number };
+  /** The same database backed up with BACKUP_AGE_RECIPIENTS set, and its decryption in Node. */
+  encrypted: Measured & { ageMb: number; backupMs: number; decryptMs: number };
+}
+
+/** A backup made by the CLI (inside workerd), its manifest and its object's bytes. */
+async function cliBackup(persistTo: string, env?: Record<string, string>) {
+  const run = await measure(path.join(BIN, "tsx"), ["scripts/backup.ts", "--persist-to", persistTo], { env });
+  const key = JSON.parse(run.stdout).backup.key as string;
+  const platform = await openLocalPlatform({ persistTo });
+  try {
+    const manifest = await readManifest(platform.env.DOCUMENTS, parseBackupName(key)!);
+    const bytes = Buffer.from(await (await platform.env.DOCUMENTS.get(key))!.arrayBuffer());
+    return { run, manifest, bytes };
+  } finally {
+    await platform.dispose();
+  }
 }
 
 async function benchSize(rows: number, work: string, restoreTimeoutMs: number): Promise<Row> {
@@ -183,14 +202,19 @@ async function benchSize(rows: number, work: string, restoreTimeoutMs: number): 
   const dbMb = mb(fs.statSync(dbFile).size);
 
   log("our backup");
-  const ours = await measure(path.join(BIN, "tsx"), ["scripts/backup.ts", "--persist-to", persistTo]);
-  const key = JSON.parse(ours.stdout).backup.key as string;
-  const platform = await openLocalPlatform({ persistTo });
-  const manifest = await readManifest(platform.env.DOCUMENTS, parseBackupName(key)!);
-  const gz = Buffer.from(await (await platform.env.DOCUMENTS.get(key))!.arrayBuffer());
-  await platform.dispose();
+  const { run: ours, manifest, bytes: gz } = await cliBackup(persistTo);
   const ourSql = path.join(work, `ours-${rows}.sql`);
   fs.writeFileSync(ourSql, gunzipSync(gz));
+
+  log("our backup, encrypted with age (BACKUP_AGE_RECIPIENTS)");
+  const age = await generateAgeKey();
+  const enc = await cliBackup(persistTo, { BACKUP_AGE_RECIPIENTS: age.recipient });
+  const t0 = performance.now();
+  const plain = await decryptStream(new Blob([enc.bytes]).stream(), [age.identity], "the encrypted backup");
+  let gzBytes = 0;
+  for await (const c of plain as unknown as AsyncIterable<Uint8Array>) gzBytes += c.length;
+  const decryptMs = performance.now() - t0;
+  if (gzBytes !== gz.length) throw new Error(`decrypted ${gzBytes} bytes of gzip, expected ${gz.length}`);
 
   log("profile: D1 read floor, dump generator, gzip");
   const worker = await startLocalWorker({ persistTo });
@@ -229,6 +253,7 @@ async function benchSize(rows: number, work: string, restoreTimeoutMs: number): 
     restoreOursSqlite,
     restoreWranglerExport,
     profile,
+    encrypted: { ...enc.run, ageMb: mb(enc.manifest.object.size), backupMs: enc.manifest.durationMs, decryptMs },
   };
 }
 
@@ -279,6 +304,18 @@ function report(rows: Row[], smoke: boolean): string {
     "",
   ];
   lines.push(
+    "## Encryption (age, BACKUP_AGE_RECIPIENTS)",
+    "",
+    "The same database backed up again with one X25519 recipient: gzip then age (ChaCha20-Poly1305 in 64 KiB",
+    "chunks) in the same stream. Decrypt: the object to its gzip in Node (age-encryption), what a restore adds.",
+    "",
+    "| rows | plain backup s | encrypted backup s | time overhead | gz MB | age MB | size overhead | decrypt s |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map((r) => {
+      const e = r.encrypted;
+      return `| ${r.rows} | ${fmt(r.ours.backupMs / 1000, 2)} | ${fmt(e.backupMs / 1000, 2)} | ${fmt((e.backupMs / r.ours.backupMs - 1) * 100, 1)} % | ${fmt(r.ours.gzMb, 3)} | ${fmt(e.ageMb, 3)} | ${fmt((e.ageMb / r.ours.gzMb - 1) * 100, 2)} % | ${fmt(e.decryptMs / 1000, 2)} |`;
+    }),
+    "",
     "## Where the backup's time goes",
     "",
     "Measured inside workerd on the same data: reading every row with `SELECT *` through the D1 API (the floor",
@@ -367,7 +404,7 @@ async function main() {
       const row = await benchSize(n, work, restoreTimeoutS * 1000);
       rows.push(row);
       // Each size's figures as they come: a long run that fails later still leaves them.
-      log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024), readFloorMs: row.profile.selectAllMs, oursOverFloor: +(row.ours.backupMs / row.profile.selectAllMs).toFixed(2) })}`);
+      log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), encryptedBackupMs: row.encrypted.backupMs, peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024), readFloorMs: row.profile.selectAllMs, oursOverFloor: +(row.ours.backupMs / row.profile.selectAllMs).toFixed(2) })}`);
     }
     const md = report(rows, values.smoke);
     // resolve, not join: the smoke report goes to the absolute temp dir, the full one into docs/.
