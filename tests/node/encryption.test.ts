@@ -229,6 +229,18 @@ describe("restoring it", () => {
     expect(raw.code).toBe("INVALID_INPUT");
     expect(raw.message).toMatch(/^encrypted backup: .* is an age file: give the age identity/);
     expect(fs.existsSync(`${db}.2`)).toBe(false);
+    // One flipped byte in the body: with the manifest its sha256 refuses it; without, the age
+    // chunk's authentication does, and no SQL is kept.
+    const flipped = downloaded();
+    const bytes = fs.readFileSync(flipped);
+    bytes[bytes.length - 100] ^= 1;
+    fs.writeFileSync(flipped, bytes);
+    const opts = { target: { kind: "sqlite" as const, file: `${db}.3` }, reporter: silentReporter(), tempRoot: work, identities: loadAgeIdentities(ids.a) };
+    expect((await rejection(runRestore({ ...opts, source: { kind: "file", file: flipped }, verifyKeys: keys.verifyKeys }))).details).toMatchObject({ check: "object-sha256" });
+    const cut = await rejection(runRestore({ ...opts, source: { kind: "file", file: flipped, noManifest: true }, allowUnsigned: true, verifyKeys: [] }));
+    expect(cut.details).toMatchObject({ check: "decrypt" });
+    expect(cut.message).toMatch(/^corrupted age file: .* does not decrypt completely/);
+    expect(fs.existsSync(`${db}.3`)).toBe(false);
   });
 });
 
