@@ -14,6 +14,7 @@ export { allObjectKeysFor, keysFor, objectFileName, parseBackupName } from "./ke
 export {
   AGE_MAGIC,
   decryptStream,
+  encryptStream,
   generateAgeKey,
   parseAgeIdentities,
   parseAgeRecipients,

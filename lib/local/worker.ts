@@ -6,6 +6,8 @@ import {
   backupResponse,
   DEFAULT_DUMP_OPTIONS,
   dumpDatabase,
+  encryptStream,
+  generateAgeKey,
   BackupError,
   errorResponse,
   listBackups,
@@ -105,5 +107,19 @@ async function profile(db: D1Database): Promise<Record<string, number>> {
   await writer.close();
   await drained;
   const gzipMs = Date.now() - t;
-  return { selectAllMs, dumpOnlyMs, gzipMs, gzipInputBytes: gzipInput, sqlBytes };
+
+  // The same gzip with age after it (BACKUP_AGE_RECIPIENTS), to one recipient: what encryption adds.
+  const { recipient } = await generateAgeKey();
+  t = Date.now();
+  const gzip2 = new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
+  const writer2 = gzip2.writable.getWriter();
+  const reader2 = (await encryptStream(gzip2.readable, { scheme: "age", recipients: [recipient] })).getReader();
+  const drained2 = (async () => {
+    while (!(await reader2.read()).done);
+  })();
+  for (const c of chunks) await writer2.write(c);
+  await writer2.close();
+  await drained2;
+  const gzipAgeMs = Date.now() - t;
+  return { selectAllMs, dumpOnlyMs, gzipMs, gzipAgeMs, gzipInputBytes: gzipInput, sqlBytes };
 }
