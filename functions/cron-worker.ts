@@ -8,7 +8,7 @@
 // next-on-pages emits .vercel/output/static/_worker.js, and with a _worker.js Pages (deploy and
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
-import { BackupError, parseLeaseTtl, parseSigningKey, tryLogActivity } from "../lib/backup";
+import { BackupError, parseAgeRecipients, parseLeaseTtl, parseSigningKey, tryLogActivity } from "../lib/backup";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
 
@@ -21,6 +21,8 @@ export interface Env {
   BACKUP_SIGNING_KEY?: string;
   /** Optional: seconds a dead run's lease blocks the next run (5 to 3600; 120 by default). */
   BACKUP_LEASE_TTL_SECONDS?: string;
+  /** Variable: age1… public keys every backup object is encrypted to (BACKUP_SETUP.md). Unset: plain gzip. */
+  BACKUP_AGE_RECIPIENTS?: string;
 }
 
 const BINDINGS = {
@@ -37,7 +39,7 @@ const BINDINGS = {
  * ALERT_WEBHOOK_URL is named with them. On its own it does not stop the backup (a typo in an
  * alerting secret must not cost a night's backup): runNightly reports it after.
  */
-function checkBindings(env: Env, alertWebhook: AlertWebhook, signingProblem: string | null): { db: D1Database; bucket: R2Bucket } {
+function checkBindings(env: Env, alertWebhook: AlertWebhook, signingProblem: string | null, ageProblem: string | null = null): { db: D1Database; bucket: R2Bucket } {
   const problems: string[] = [];
   for (const [name, spec] of Object.entries(BINDINGS)) {
     const value = (env as Record<string, unknown>)[name];
@@ -50,6 +52,8 @@ function checkBindings(env: Env, alertWebhook: AlertWebhook, signingProblem: str
   // A signing key that is set but unusable is a deploy mistake: fail (and alert) rather than
   // quietly make unsigned backups someone meant to be signed. Unset is allowed (BACKUP_SETUP.md).
   if (signingProblem) problems.push(signingProblem);
+  // Likewise recipients that are set but unusable: never back up in plaintext instead.
+  if (ageProblem) problems.push(ageProblem);
   if (problems.length) {
     if (alertWebhook.problem) problems.push(alertWebhook.problem);
     throw new BackupError("CONFIG_ERROR", `${problems.join("; ")}: check functions/wrangler.toml and the Worker's secrets`, {
@@ -64,10 +68,11 @@ export default {
     // Parsed once here and handed down: the config check, the failure alert and the run agree.
     const alertWebhook = parseAlertWebhook(env.ALERT_WEBHOOK_URL);
     const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
+    const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
     let bindings: { db: D1Database; bucket: R2Bucket };
     let leaseTtlMs: number | undefined;
     try {
-      bindings = checkBindings(env, alertWebhook, signing.problem);
+      bindings = checkBindings(env, alertWebhook, signing.problem, age.problem);
       leaseTtlMs = parseLeaseTtl(env.BACKUP_LEASE_TTL_SECONDS);
     } catch (e) {
       // The audit trail is the admins' view of the nightly run; record the failure there when D1 is usable.
@@ -85,7 +90,7 @@ export default {
     try {
       // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
       // which for a delayed or re-run trigger is not the scheduled time.
-      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key, leaseTtlMs });
+      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key, leaseTtlMs, encryption: age.encryption });
       console.log(
         `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
           `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,

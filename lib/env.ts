@@ -11,7 +11,7 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
-import { parseLeaseTtl, parseSigningKey, type SigningKey } from "./backup";
+import { parseAgeRecipients, parseLeaseTtl, parseSigningKey, type AgeEncryption, type SigningKey } from "./backup";
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
@@ -238,4 +238,16 @@ export async function getSigningKey(): Promise<SigningKey | null> {
 export function getLeaseTtlMs(): number | undefined {
   const env = requestEnv();
   return once(env, "lease-ttl", () => parseLeaseTtl(stringSetting(env, "BACKUP_LEASE_TTL_SECONDS")));
+}
+
+/**
+ * BACKUP_AGE_RECIPIENTS (a plain variable: public keys only): the age recipients every backup
+ * object is encrypted to. Unset: null, objects are plain gzip. Set but unusable: CONFIG_ERROR
+ * naming the entry, so a typo never silently turns encryption off.
+ */
+export function getAgeEncryption(): AgeEncryption | null {
+  const env = requestEnv();
+  const parsed = once(env, "age", () => parseAgeRecipients(stringSetting(env, "BACKUP_AGE_RECIPIENTS")));
+  if (parsed.problem) throw new BackupError("CONFIG_ERROR", parsed.problem);
+  return parsed.encryption;
 }

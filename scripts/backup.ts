@@ -23,6 +23,7 @@ async function main(): Promise<number> {
         "       --lease-ttl SECONDS                             a shorter lease than the default 120 s (tests)",
         "default state: .wrangler/state (what wrangler --local uses)",
         "signs the manifest with BACKUP_SIGNING_KEY (environment, else .dev.vars; npm run keys makes one); unset: unsigned",
+        "encrypts the object to BACKUP_AGE_RECIPIENTS (age1… public keys; npm run keys -- --age makes one): database-….sql.gz.age",
       ].join("\n"),
     );
     return 0;
@@ -33,7 +34,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const leaseTtlMs = ttl === undefined ? undefined : Number(ttl) * 1000;
-  const worker = await startLocalWorker({ persistTo: values["persist-to"], secrets: { BACKUP_SIGNING_KEY: localSetting("BACKUP_SIGNING_KEY") } });
+  const worker = await startLocalWorker({ persistTo: values["persist-to"], secrets: { BACKUP_SIGNING_KEY: localSetting("BACKUP_SIGNING_KEY"), BACKUP_AGE_RECIPIENTS: localSetting("BACKUP_AGE_RECIPIENTS") } });
   try {
     if (values.latest) {
       const res = await worker.call<{ backups?: { key: string }[] }>("/list");
@@ -42,7 +43,7 @@ async function main(): Promise<number> {
         console.error(res.status === 200 ? "backup: no complete backup yet" : JSON.stringify(res.body));
         return 1;
       }
-      console.log(newest.key.replace(/^backups\//, "").replace(/\.sql\.gz$/, ""));
+      console.log(newest.key.replace(/^backups\//, "").replace(/\.sql\.gz(\.age)?$/, ""));
       return 0;
     }
     const res = values.list

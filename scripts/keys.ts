@@ -2,23 +2,56 @@
 // BACKUP_SIGNING_KEY (the Pages project and the cron Worker sign with it) and the public
 // BACKUP_VERIFY_KEY (restores verify with it), and how to set them. --dev-vars writes both into
 // .dev.vars for local use instead (keeping values already there) and prints only the public half.
+// --age FILE makes an age identity for encrypted backups instead: the private key goes into FILE
+// (age-keygen's format, 0600), and the public key to print is what BACKUP_AGE_RECIPIENTS holds.
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { generateKeyPair } from "../lib/backup";
+import { generateAgeKey, generateKeyPair } from "../lib/backup";
 import { PROJECT_ROOT } from "../lib/local";
 
 const HELP = `usage: npm run keys                 print a new key pair and how to configure it
-       npm run keys -- --dev-vars     add a new pair to .dev.vars (local demo), unless one is there`;
+       npm run keys -- --dev-vars     add a new pair to .dev.vars (local demo), unless one is there
+       npm run keys -- --age FILE     a new age identity for encrypted backups, written to FILE
+                                      (never overwritten); prints its public key (BACKUP_AGE_RECIPIENTS)`;
+
+/** `--age FILE`: the same file `age-keygen -o FILE` writes, so stock age reads it too. */
+async function ageKey(file: string): Promise<number> {
+  if (fs.existsSync(file)) {
+    console.error(`keys: ${file} already exists; left as it is (choose another file)`);
+    return 2;
+  }
+  const { identity, recipient } = await generateAgeKey();
+  const text = `# created: ${new Date().toISOString().replace(/\.\d{3}Z$/, "Z")}\n# public key: ${recipient}\n${identity}\n`;
+  try {
+    fs.writeFileSync(file, text, { mode: 0o600, flag: "wx" });
+  } catch (e) {
+    console.error(`keys: writing ${file} failed: ${(e as Error).message}`);
+    return 2;
+  }
+  console.log(`Public key (BACKUP_AGE_RECIPIENTS; not secret):
+${recipient}
+
+The identity (PRIVATE key) is in ${file}. Keep it off Cloudflare: in a password manager or a
+safe, with a second copy, and on the machine that restores (--identity ${file} or
+AGE_IDENTITY_FILE). Lose every copy and the encrypted backups are lost with it.
+(The same with stock tools: age-keygen -o ${file}; age-keygen -y ${file} prints the public key.)
+
+Encrypt every backup to it, on the Pages project and the cron Worker alike (several keys:
+comma separated; each command prompts for the value):
+  npx wrangler pages secret put BACKUP_AGE_RECIPIENTS --project-name tech-support-portal
+  npx wrangler secret put BACKUP_AGE_RECIPIENTS --config functions/wrangler.toml`);
+  return 0;
+}
 
 function hasVar(text: string, name: string): boolean {
   return new RegExp(`^\\s*${name}=\\S`, "m").test(text);
 }
 
 async function main(): Promise<number> {
-  let values: { "dev-vars"?: boolean; help?: boolean };
+  let values: { "dev-vars"?: boolean; age?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({ options: { "dev-vars": { type: "boolean" }, help: { type: "boolean" } } }));
+    ({ values } = parseArgs({ options: { "dev-vars": { type: "boolean" }, age: { type: "string" }, help: { type: "boolean" } } }));
   } catch (e) {
     console.error(`keys: ${(e as Error).message}`);
     return 2;
@@ -27,6 +60,7 @@ async function main(): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (values.age !== undefined) return ageKey(values.age);
   const pair = await generateKeyPair();
   if (values["dev-vars"]) {
     const file = path.join(PROJECT_ROOT, ".dev.vars");

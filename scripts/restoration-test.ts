@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { parseVerifyKeys } from "../lib/backup";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
 import { localSetting } from "../lib/local";
-import { createReporter } from "../lib/restore";
+import { createReporter, loadAgeIdentities } from "../lib/restore";
 import { runRestorationTest } from "../lib/restoration-test";
 
 const HELP = `usage: bash scripts/test-restoration.sh [backup] [--remote] [--persist-to DIR] [--report-dir DIR]
@@ -67,6 +67,7 @@ async function main(): Promise<number> {
     reporter: createReporter({ quiet: values.quiet }),
     verifyKeys: keyText ? await parseVerifyKeys(keyText) : [],
     allowUnsigned: values["allow-unsigned"],
+    identities: loadAgeIdentities(undefined),
   });
   if (values.json) {
     console.log(JSON.stringify(result, null, 2));

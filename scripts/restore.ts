@@ -12,6 +12,7 @@ import {
   createReporter,
   formatResult,
   installSignalCleanup,
+  loadAgeIdentities,
   type RestoreOptions,
   type RestoreResult,
   runRestore,
@@ -36,7 +37,7 @@ Backup (the source)
                             Cloudflare login or CLOUDFLARE_API_TOKEN); also makes a --database
                             target remote unless --local is given
   --bucket NAME             R2 bucket (default: ${DEFAULT_BUCKET})
-  --file FILE               a downloaded .sql.gz (or plain .sql) instead of a bucket
+  --file FILE               a downloaded .sql.gz or .sql.gz.age (or plain .sql) instead of a bucket
   --manifest FILE           its manifest (default: <name>.manifest.json beside the file)
   --no-manifest             restore a file without its manifest: only the gzip and the end marker
                             are checked, row counts are not compared (last resort; needs
@@ -47,6 +48,11 @@ Signature (every manifest is signed with BACKUP_SIGNING_KEY; see BACKUP_SETUP.md
                             environment, else .dev.vars); several, comma separated, after a rotation
   --allow-unsigned          restore even though the signature is missing, unknown or wrong
                             (printed loudly, and logged in activity_log as restore_unsigned_allowed)
+
+Encryption (backups made with BACKUP_AGE_RECIPIENTS are age files: database-….sql.gz.age)
+  --identity FILE           the age identity (private key, as age-keygen writes) that decrypts it
+                            (default: the file AGE_IDENTITY_FILE names, environment else .dev.vars);
+                            the object's sha256 is checked on the encrypted bytes, the SQL's after
 
 Target (full restore: exactly one)
   --to-sqlite FILE          a plain SQLite file; must not exist unless --force (it is then built
@@ -99,6 +105,7 @@ Examples
   npm run restore -- database-2026-01-15-02-00-00 --remote --database tech-support-db-restored
   npm run restore -- database-2026-01-15-02-00-00 --table ticket_comments --where "ticket_id = 42" --out put-back.sql
   npm run restore -- --file ./database-2026-01-15-02-00-00.sql.gz --to-sqlite restored.db
+  npm run restore -- database-2026-01-15-02-00-00 --identity age-key.txt --to-sqlite restored.db
   npm run backup -- --list          (the backups there are)`;
 
 /** Every option, for parseArgs and for the npm hint below. */
@@ -122,6 +129,7 @@ const OPTIONS = {
   apply: { type: "boolean", default: false },
   "max-statement-bytes": { type: "string" },
   "verify-key": { type: "string" },
+  identity: { type: "string" },
   "allow-unsigned": { type: "boolean", default: false },
   actor: { type: "string" },
   "keep-sql": { type: "string" },
@@ -130,7 +138,7 @@ const OPTIONS = {
   help: { type: "boolean", default: false },
 } as const;
 
-const VALUE_NAMES: Record<string, string> = { file: "FILE", manifest: "FILE", "to-sqlite": "FILE", out: "FILE", "keep-sql": "FILE", "verify-key": "FILE", "persist-to": "DIR", "source-persist-to": "DIR", database: "NAME", bucket: "NAME", table: "NAME", actor: "NAME", where: '"SQL EXPR"', "max-statement-bytes": "N" };
+const VALUE_NAMES: Record<string, string> = { file: "FILE", manifest: "FILE", "to-sqlite": "FILE", out: "FILE", "keep-sql": "FILE", "verify-key": "FILE", identity: "FILE", "persist-to": "DIR", "source-persist-to": "DIR", database: "NAME", bucket: "NAME", table: "NAME", actor: "NAME", where: '"SQL EXPR"', "max-statement-bytes": "N" };
 
 /**
  * Options npm took for itself: `npm run restore NAME --force` (no `--`) hands --force to npm, which
@@ -185,7 +193,7 @@ async function ask(question: string): Promise<string> {
   }
 }
 
-type ParsedArgs = { options: Omit<RestoreOptions, "verifyKeys">; verifyKeyFile: string | undefined; json: boolean; quiet: boolean };
+type ParsedArgs = { options: Omit<RestoreOptions, "verifyKeys">; verifyKeyFile: string | undefined; identityFile: string | undefined; json: boolean; quiet: boolean };
 
 export function parseRestoreArgs(argv: string[]): ParsedArgs | "help" {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>;
@@ -242,7 +250,8 @@ export function parseRestoreArgs(argv: string[]): ParsedArgs | "help" {
       ? { tables: values.table ?? [], where: values.where, out: values.out, apply: values.apply, maxStatementBytes }
       : undefined,
   };
-  return { options, verifyKeyFile: values["verify-key"], json: values.json, quiet: values.quiet };
+  if (values.identity !== undefined && !values.identity.trim()) throw invalid("--identity needs a file: --identity FILE");
+  return { options, verifyKeyFile: values["verify-key"], identityFile: values.identity, json: values.json, quiet: values.quiet };
 }
 
 /** BACKUP_VERIFY_KEY: --verify-key FILE, else the environment, else .dev.vars; parsed here, once. */
@@ -262,6 +271,7 @@ async function main(): Promise<number> {
   let parsed: ReturnType<typeof parseRestoreArgs>;
   let json = process.argv.includes("--json");
   let verifyKeys: RestoreOptions["verifyKeys"];
+  let identities: RestoreOptions["identities"];
   try {
     const eaten = eatenByNpm();
     if (eaten.length) {
@@ -277,6 +287,7 @@ async function main(): Promise<number> {
       return 0;
     }
     verifyKeys = await loadVerifyKeys(parsed.verifyKeyFile);
+    identities = loadAgeIdentities(parsed.identityFile);
   } catch (e) {
     return report(e, json);
   }
@@ -286,6 +297,7 @@ async function main(): Promise<number> {
   const options: RestoreOptions = {
     ...parsed.options,
     verifyKeys,
+    identities,
     reporter: createReporter({ quiet: parsed.quiet }),
     ask: process.stdin.isTTY ? ask : undefined,
   };

@@ -3,7 +3,8 @@
 import { tryLogActivity } from "./activity";
 import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
 import { DEFAULT_DUMP_OPTIONS, DUMP_FORMAT_VERSION, dumpDatabase, readSchemaFingerprint, type DumpOptions, type DumpStats, type OwnWrites } from "./dump";
-import { backupNameFor, keysFor } from "./keys";
+import type { AgeEncryption } from "./encryption";
+import { allObjectKeysFor, backupNameFor, keysFor, objectFileName } from "./keys";
 import { MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, type Manifest } from "./manifest";
 import { dumpedTableCount, readSchema, type SchemaInfo } from "./schema";
 import { signManifest, type SigningKey } from "./signature";
@@ -27,6 +28,8 @@ export interface BackupOptions {
   ownWrites?: OwnWrites;
   /** BACKUP_SIGNING_KEY, parsed at the entry point; null/absent: the backup is made unsigned and says so. */
   signingKey?: SigningKey | null;
+  /** BACKUP_AGE_RECIPIENTS, parsed at the entry point; null/absent: the object is plain gzip. */
+  encryption?: AgeEncryption | null;
 }
 
 export interface ConsistencyOptions {
@@ -56,6 +59,8 @@ export interface BackupSummary {
   snapshot: Manifest["snapshot"]["mode"];
   /** Who signed the manifest (null: unsigned). */
   signature: { alg: string; keyId: string } | null;
+  /** The age recipients the object is encrypted to (null: plain gzip). */
+  encryption: AgeEncryption | null;
   warnings: string[];
 }
 
@@ -69,13 +74,15 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
   const started = Date.now();
   const now = options.now ?? new Date();
   const trigger = options.trigger ?? "manual";
-  const keys = keysFor(backupNameFor(now));
+  const encryption = options.encryption ?? null;
+  const keys = keysFor(backupNameFor(now), { encrypted: !!encryption });
   const partSize = options.partSizeBytes ?? MIN_PART_SIZE;
   let wroteObject = false;
   let staged = false;
 
   try {
-    if ((await headOrNull(bucket, keys.object)) || (await headOrNull(bucket, keys.manifest))) {
+    const existing = [...allObjectKeysFor(keys.name).objects, keys.manifest];
+    if ((await Promise.all(existing.map((k) => headOrNull(bucket, k)))).some(Boolean)) {
       throw new BackupError("BACKUP_EXISTS", `a backup named ${keys.name} already exists; try again in a second`);
     }
     const consistency = { ...DEFAULT_CONSISTENCY, ...options.consistency };
@@ -104,7 +111,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       };
       staged = true;
       try {
-        uploaded = await uploadGzip(bucket, keys.staging, dumpDatabase(db, schema, dumpOptions, stats, fingerprint), partSize);
+        uploaded = await uploadGzip(bucket, keys.staging, dumpDatabase(db, schema, dumpOptions, stats, fingerprint), partSize, encryption);
         stats.snapshot.attempts = attempt;
         break;
       } catch (e) {
@@ -135,13 +142,17 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       keys.object,
       { size: uploaded.size, sha256: uploaded.sha256 },
       {
-        httpMetadata: { contentType: "application/gzip", contentDisposition: `attachment; filename="${keys.name}.sql.gz"` },
+        httpMetadata: {
+          contentType: encryption ? "application/octet-stream" : "application/gzip",
+          contentDisposition: `attachment; filename="${objectFileName(keys.object)}"`,
+        },
         customMetadata: {
           "backup-timestamp": timestamp,
           "backup-size": String(uploaded.size),
           "tables-count": String(dumpedTableCount(schema)),
           sha256: uploaded.sha256,
           "format-version": String(DUMP_FORMAT_VERSION),
+          ...(encryption ? { encryption: "age" } : {}),
         },
       },
       partSize,
@@ -156,7 +167,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       completedAt: new Date(now.getTime() + (Date.now() - started)).toISOString(),
       durationMs: Date.now() - started,
       trigger,
-      object: { key: keys.object, size: uploaded.size, sha256: uploaded.sha256, contentEncoding: "gzip" },
+      object: { key: keys.object, size: uploaded.size, sha256: uploaded.sha256, contentEncoding: encryption ? "age+gzip" : "gzip" },
       sql: {
         size: uploaded.plainSize,
         sha256: uploaded.plainSha256,
@@ -174,6 +185,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
       tables: stats.tables,
       totalRows,
       snapshot: stats.snapshot,
+      encryption: encryption ? { scheme: "age", recipients: [...encryption.recipients] } : null,
     };
     // Signed last, over everything above: the object and SQL hashes are in it.
     manifest.signature = options.signingKey ? await signManifest(manifest, options.signingKey) : null;
@@ -207,6 +219,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         duration_ms: manifest.durationMs,
         snapshot: stats.snapshot.mode,
         signed_by: manifest.signature?.keyId ?? null,
+        encrypted: !!encryption,
       },
     });
     if (logWarning) warnings.push(logWarning);
@@ -225,6 +238,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         totalRows,
         snapshot: stats.snapshot.mode,
         signature: manifest.signature ? { alg: manifest.signature.alg, keyId: manifest.signature.keyId } : null,
+        encryption,
         warnings,
       },
     };

@@ -10,7 +10,16 @@ export {
   type IncompleteEntry,
 } from "./list";
 export { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
-export { keysFor, parseBackupName } from "./keys";
+export { allObjectKeysFor, keysFor, objectFileName, parseBackupName } from "./keys";
+export {
+  AGE_MAGIC,
+  decryptStream,
+  encryptStream,
+  generateAgeKey,
+  parseAgeIdentities,
+  parseAgeRecipients,
+  type AgeEncryption,
+} from "./encryption";
 export { parseManifest, type Manifest } from "./manifest";
 export { activityInsertSql, BACKUP_ACTIONS, parseDetails, tryLogActivity, type BackupAction } from "./activity";
 export { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpStats } from "./dump";

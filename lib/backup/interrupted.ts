@@ -4,7 +4,7 @@
 // the lease over.
 import { tryLogActivity } from "./activity";
 import { errorMessage } from "../errors";
-import { keysFor, parseBackupName } from "./keys";
+import { allObjectKeysFor, keysFor, parseBackupName } from "./keys";
 import { ownerLabel, type ExpiredLease, type Lease } from "./lock";
 
 /**
@@ -116,11 +116,14 @@ export async function recoverInterruptedRun(db: D1Database, bucket: R2Bucket, de
 
   if (name) {
     const keys = keysFor(name);
+    // The dead run wrote the plain or the age form (BACKUP_AGE_RECIPIENTS then): look for both.
+    const forms = allObjectKeysFor(name);
     try {
-      const [object, manifest] = await Promise.all([bucket.head(keys.object), bucket.head(keys.manifest)]);
-      report.completed = !!object && !!manifest;
+      const [manifest, ...objects] = await Promise.all([bucket.head(keys.manifest), ...forms.objects.map((k) => bucket.head(k))]);
+      const found = objects.filter((o): o is R2Object => !!o).map((o) => o.key);
+      report.completed = found.length > 0 && !!manifest;
       // The manifest is written last: without it the object is no backup, only a leftover.
-      const leftovers = report.completed ? [keys.staging] : [keys.staging, ...(object && !manifest ? [keys.object] : [])];
+      const leftovers = report.completed ? forms.staging : [...forms.staging, ...(manifest ? [] : found)];
       await bucket.delete(leftovers);
       report.deleted.push(...leftovers);
     } catch (e) {

@@ -5,8 +5,9 @@ import { BACKUP_PREFIX, STAGING_PREFIX } from "../names";
 export { BACKUP_PREFIX };
 
 const NAME_RE = /^database-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
+// `.sql.gz.age`: the same gzip SQL inside an age file (BACKUP_AGE_RECIPIENTS set when it was made).
 const KEY_RE =
-  /^backups\/(\.staging\/)?(database-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})\.(sql\.gz|manifest\.json)$/;
+  /^backups\/(\.staging\/)?(database-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})\.(sql\.gz(?:\.age)?|manifest\.json)$/;
 
 export type BackupKeyKind = "object" | "manifest" | "staging";
 
@@ -30,14 +31,27 @@ export function backupNameFor(date: Date): string {
   );
 }
 
-export function keysFor(name: string): BackupKeys {
+/** The keys of a backup; `encrypted`: its object (and staged copy) is the age form `.sql.gz.age`. */
+export function keysFor(name: string, opts: { encrypted?: boolean } = {}): BackupKeys {
   if (!NAME_RE.test(name)) throw new TypeError(`not a backup name: ${name}`);
+  const ext = opts.encrypted ? ".sql.gz.age" : ".sql.gz";
   return {
     name,
-    object: `${BACKUP_PREFIX}${name}.sql.gz`,
+    object: `${BACKUP_PREFIX}${name}${ext}`,
     manifest: `${BACKUP_PREFIX}${name}.manifest.json`,
-    staging: `${STAGING_PREFIX}${name}.sql.gz`,
+    staging: `${STAGING_PREFIX}${name}${ext}`,
   };
+}
+
+/** Every key a backup's object (or its staged copy) may have, plain and encrypted: for existence checks and deletes. */
+export function allObjectKeysFor(name: string): { objects: string[]; staging: string[] } {
+  const forms = [keysFor(name), keysFor(name, { encrypted: true })];
+  return { objects: forms.map((k) => k.object), staging: forms.map((k) => k.staging) };
+}
+
+/** The file name a backup object is downloaded as (`database-….sql.gz` or `….sql.gz.age`). */
+export function objectFileName(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1);
 }
 
 /** The UTC time a backup name encodes, or null when the name is not a real date. */
@@ -51,24 +65,25 @@ export function timestampOf(name: string): Date | null {
 }
 
 /** Parses an R2 key; anything that is not exactly a backup key (client documents, look-alikes) is null. */
-export function parseBackupKey(key: string): { name: string; kind: BackupKeyKind; timestamp: Date } | null {
+export function parseBackupKey(key: string): { name: string; kind: BackupKeyKind; timestamp: Date; encrypted: boolean } | null {
   const m = KEY_RE.exec(key);
   if (!m) return null;
   const name = m[2];
   const timestamp = timestampOf(name);
   if (!timestamp) return null;
-  const kind: BackupKeyKind = m[1] ? (m[3] === "sql.gz" ? "staging" : "manifest") : m[3] === "sql.gz" ? "object" : "manifest";
-  if (m[1] && m[3] !== "sql.gz") return null;
-  return { name, kind, timestamp };
+  const isObject = m[3] !== "manifest.json";
+  if (m[1] && !isObject) return null;
+  const kind: BackupKeyKind = isObject ? (m[1] ? "staging" : "object") : "manifest";
+  return { name, kind, timestamp, encrypted: m[3] === "sql.gz.age" };
 }
 
 /**
- * Accepts what a person would type to name a backup — `database-…`, `database-….sql.gz` or the
- * full `backups/database-….sql.gz` key — and returns the bare name, or null for anything else.
+ * Accepts what a person would type to name a backup — `database-…`, `database-….sql.gz(.age)` or
+ * the full `backups/database-….sql.gz(.age)` key — and returns the bare name, or null for anything else.
  */
 export function parseBackupName(input: string): string | null {
   let s = input.trim();
   if (s.startsWith(BACKUP_PREFIX)) s = s.slice(BACKUP_PREFIX.length);
-  s = s.replace(/\.(sql\.gz|manifest\.json)$/, "");
+  s = s.replace(/\.(sql\.gz(\.age)?|manifest\.json)$/, "");
   return timestampOf(s) ? s : null;
 }

@@ -34,6 +34,8 @@ interface Group {
   object?: R2Object;
   manifest?: R2Object;
   staging?: R2Object;
+  /** A second object or staged copy under the other form (`.sql.gz` beside `.sql.gz.age`): never expected. */
+  extra: R2Object[];
 }
 
 /** Every backup key in the bucket, grouped by backup name, newest first. */
@@ -50,8 +52,9 @@ async function groupBackupKeys(bucket: R2Bucket): Promise<Group[]> {
     for (const obj of page.objects) {
       const parsed = parseBackupKey(obj.key);
       if (!parsed) continue; // not ours: client documents and look-alikes are never touched
-      const g = groups.get(parsed.name) ?? { name: parsed.name, timestamp: parsed.timestamp };
-      g[parsed.kind] = obj;
+      const g = groups.get(parsed.name) ?? { name: parsed.name, timestamp: parsed.timestamp, extra: [] };
+      if (g[parsed.kind]) g.extra.push(obj);
+      else g[parsed.kind] = obj;
       groups.set(parsed.name, g);
     }
     cursor = page.truncated ? page.cursor : undefined;
@@ -131,7 +134,7 @@ export async function findNewestBackup(bucket: R2Bucket, now: Date = new Date())
   const groups = await groupBackupKeys(bucket);
   const scan: BackupScan = { newest: null, damaged: [], future: [], oldLeftovers: [] };
   for (const g of groups) {
-    const present = [g.object, g.manifest, g.staging].filter((o): o is R2Object => !!o);
+    const present = [g.object, g.manifest, g.staging, ...g.extra].filter((o): o is R2Object => !!o);
     if (isFutureDated(g.name, now)) scan.future.push(g.name);
     const kinds = kindsOf(present.map((o) => o.key));
     if (isOldLeftover(g.name, kinds, Math.max(...present.map((o) => o.uploaded.getTime())), now)) scan.oldLeftovers.push(g.name);
@@ -149,7 +152,7 @@ export async function findNewestBackup(bucket: R2Bucket, now: Date = new Date())
 }
 
 async function classify(bucket: R2Bucket, g: Group): Promise<BackupEntry | IncompleteEntry> {
-  const present = [g.object, g.manifest, g.staging].filter((o): o is R2Object => !!o);
+  const present = [g.object, g.manifest, g.staging, ...g.extra].filter((o): o is R2Object => !!o);
   const incomplete = (reason: string): IncompleteEntry => ({
     name: g.name,
     keys: present.map((o) => o.key),
@@ -165,6 +168,9 @@ async function classify(bucket: R2Bucket, g: Group): Promise<BackupEntry | Incom
   } catch (e) {
     return incomplete(`unreadable manifest: ${errorMessage(e)}`);
   }
+  if (g.extra.some((o) => parseBackupKey(o.key)?.kind === "object")) return incomplete("two backup objects (plain and encrypted) for one name");
+  // Plain or encrypted: the manifest names which object it describes.
+  if (manifest.object.key !== g.object.key) return incomplete(`the manifest describes ${manifest.object.key}, not ${g.object.key}`);
   if (manifest.object.size !== g.object.size || manifest.object.sha256 !== g.object.customMetadata?.sha256) {
     return incomplete("manifest does not match the backup object");
   }

@@ -19,8 +19,10 @@ export const manifestSchema = z.object({
   object: z.object({
     key: z.string(),
     size: z.number().int().nonnegative(),
+    /** Of the object as stored: for "age+gzip" the encrypted bytes (the plain SQL's are in `sql`). */
     sha256: sha,
-    contentEncoding: z.literal("gzip"),
+    /** Outermost layer first: "age+gzip" is an age file wrapping the gzip SQL (a `.sql.gz.age` key). */
+    contentEncoding: z.enum(["gzip", "age+gzip"]),
   }),
   sql: z.object({
     size: z.number().int().nonnegative(),
@@ -49,6 +51,9 @@ export const manifestSchema = z.object({
     databaseBytes: z.number().nullable(),
     budgetBytes: z.number(),
   }),
+  // Who can decrypt the object (public keys only). Optional: manifests from before encryption lack
+  // it and count as unencrypted; it must agree with object.contentEncoding (checked below).
+  encryption: z.object({ scheme: z.literal("age"), recipients: z.array(z.string()).min(1) }).nullable().optional(),
   // Ed25519 over the rest of the manifest (signature.ts); null: made without BACKUP_SIGNING_KEY.
   // Optional so that manifests from before signing still parse (and count as unsigned).
   signature: z.object({ alg: z.literal("Ed25519"), keyId: z.string(), sig: z.string() }).nullable().optional(),
@@ -78,6 +83,9 @@ export function parseManifest(text: string, source = "manifest"): Manifest {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new BackupError("INTEGRITY_ERROR", `${source} is malformed at ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  if ((parsed.data.object.contentEncoding === "age+gzip") !== !!parsed.data.encryption) {
+    throw new BackupError("INTEGRITY_ERROR", `${source} is malformed at encryption: object.contentEncoding ${parsed.data.object.contentEncoding} and encryption disagree`);
   }
   return parsed.data;
 }

@@ -20,6 +20,8 @@ export function backupResponse(s: BackupSummary) {
       manifest: s.manifestKey,
       snapshot: s.snapshot,
       signature: s.signature,
+      // Public keys only: who can decrypt the object (null: plain gzip).
+      encryption: s.encryption ? { scheme: s.encryption.scheme, recipients: s.encryption.recipients } : null,
       ...(s.warnings.length ? { warnings: s.warnings } : {}),
     },
   };
@@ -45,6 +47,8 @@ export function listResponse(listing: BackupListing) {
         duration_ms: b.manifest.durationMs,
         // Who signed it, as the manifest says; the restore is what verifies it (BACKUP_VERIFY_KEY).
         signature: b.manifest.signature ? { alg: b.manifest.signature.alg, key_id: b.manifest.signature.keyId } : null,
+        content_encoding: b.manifest.object.contentEncoding,
+        encryption: b.manifest.encryption ?? null,
       },
     })),
     total: listing.backups.length,

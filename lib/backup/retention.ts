@@ -5,7 +5,7 @@ import { z } from "zod";
 import { tryLogActivity } from "./activity";
 import type { BackupTrigger } from "./backup";
 import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
-import { keysFor, parseBackupKey, timestampOf } from "./keys";
+import { allObjectKeysFor, keysFor, parseBackupKey, timestampOf } from "./keys";
 import { isFutureDated, listBackups, type BackupListing } from "./list";
 
 export interface RetentionPolicy {
@@ -201,16 +201,17 @@ export async function cleanupOldBackups(opts: CleanupOptions): Promise<CleanupRe
 
     for (const b of plan.deleteComplete) {
       const keys = keysFor(b.name);
+      const forms = allObjectKeysFor(b.name);
       // Manifest first: its presence is what makes a backup complete (backup.ts writes it last),
       // so removing it first undoes the backup in reverse order of creation. Interrupted here,
       // the object is left without a manifest: listed as an incomplete leftover (never offered for
       // restore) and removed by a later cleanup. Object first would leave, for the same
       // interruption, a manifest describing an object that no longer exists.
       await deleteBackupKey(bucket, b.name, keys.manifest);
-      await deleteBackupKey(bucket, b.name, keys.object);
-      // A staged copy a successful run failed to remove (backup.ts warns about it) goes too;
-      // deleting a missing key is a no-op in R2.
-      await deleteBackupKey(bucket, b.name, keys.staging);
+      await deleteBackupKey(bucket, b.name, b.key);
+      // A staged copy a successful run failed to remove (backup.ts warns about it) goes too, in
+      // either form (plain or age); deleting a missing key is a no-op in R2.
+      for (const staging of forms.staging) await deleteBackupKey(bucket, b.name, staging);
       deleted.push(b.key);
     }
     for (const entry of plan.deleteIncomplete) {

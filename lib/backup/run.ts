@@ -3,6 +3,7 @@
 // cleans up after a run that died holding the lease (interrupted.ts).
 import { tryLogActivity } from "./activity";
 import { backupDatabase, type BackupResult, type BackupTrigger } from "./backup";
+import type { AgeEncryption } from "./encryption";
 import type { SigningKey } from "./signature";
 import { BackupError, errorMessage, isBackupError } from "../errors";
 import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
@@ -21,6 +22,8 @@ interface Bindings {
 
 /** BACKUP_SIGNING_KEY as the entry point parsed it (null: backups are made unsigned). */
 type Signing = { signingKey?: SigningKey | null };
+/** BACKUP_AGE_RECIPIENTS as the entry point parsed it (null: objects are plain gzip). */
+type Encryption = { encryption?: AgeEncryption | null };
 
 function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
   return actor ? `${trigger}:${actor}` : trigger;
@@ -57,11 +60,11 @@ function describeRecovery(r: InterruptedRunReport): string {
 }
 
 export async function runBackup(
-  opts: Bindings & Signing & { now?: Date; actor?: string | null; trigger: BackupTrigger },
+  opts: Bindings & Signing & Encryption & { now?: Date; actor?: string | null; trigger: BackupTrigger },
 ): Promise<BackupResult> {
   const now = opts.now ?? new Date();
   return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
-    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger, ownWrites: lease, signingKey: opts.signingKey });
+    const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger, ownWrites: lease, signingKey: opts.signingKey, encryption: opts.encryption });
     result.summary.warnings.unshift(...warnings);
     return result;
   });
@@ -73,12 +76,12 @@ export interface ScheduledRunResult {
 }
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
-export async function runScheduledBackup(opts: Bindings & Signing & { now?: Date }): Promise<ScheduledRunResult> {
+export async function runScheduledBackup(opts: Bindings & Signing & Encryption & { now?: Date }): Promise<ScheduledRunResult> {
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
     return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
-      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease, signingKey: opts.signingKey });
+      backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease, signingKey: opts.signingKey, encryption: opts.encryption });
       backup.summary.warnings.unshift(...warnings);
       const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
       const { summary } = backup;

@@ -1,6 +1,7 @@
-// Streams SQL text into R2 as gzip through a multipart upload, hashing on the way, so memory
-// stays at about one part whatever the database size.
+// Streams SQL text into R2 as gzip (inside age when encrypting) through a multipart upload,
+// hashing on the way, so memory stays at about one part whatever the database size.
 import { BackupError, isBackupError, wrapBindingError } from "../errors";
+import { encryptStream, type AgeEncryption } from "./encryption";
 import { createSha256 } from "./hash";
 
 /** R2 rejects non-final parts under 5 MiB and requires all non-final parts to be the same size. */
@@ -19,6 +20,8 @@ export async function uploadGzip(
   key: string,
   chunks: AsyncIterable<string>,
   partSize: number,
+  /** Encrypt the gzip stream to these age recipients: size/sha256 are then the encrypted bytes'. */
+  encryption: AgeEncryption | null = null,
 ): Promise<StreamUploadResult> {
   if (partSize < MIN_PART_SIZE) throw new RangeError(`partSize must be at least ${MIN_PART_SIZE}`);
   const encoder = new TextEncoder();
@@ -43,11 +46,12 @@ export async function uploadGzip(
   });
   // The DOM and Workers typings disagree on CompressionStream; both runtimes take Uint8Array in and out.
   const gzip = new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
-  const reader = source.pipeThrough(gzip).getReader();
+  const gzipped = source.pipeThrough(gzip);
+  const reader = (encryption ? await encryptStream(gzipped, encryption) : gzipped).getReader();
 
   let upload: R2MultipartUpload;
   try {
-    upload = await bucket.createMultipartUpload(key, { httpMetadata: { contentType: "application/gzip" } });
+    upload = await bucket.createMultipartUpload(key, { httpMetadata: { contentType: encryption ? "application/octet-stream" : "application/gzip" } });
   } catch (e) {
     await reader.cancel().catch(() => {});
     throw wrapBindingError("STORAGE_ERROR", "starting the upload failed", e);

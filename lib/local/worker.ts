@@ -6,10 +6,13 @@ import {
   backupResponse,
   DEFAULT_DUMP_OPTIONS,
   dumpDatabase,
+  encryptStream,
+  generateAgeKey,
   BackupError,
   errorResponse,
   listBackups,
   listResponse,
+  parseAgeRecipients,
   parseSigningKey,
   readSchema,
   runBackup,
@@ -22,6 +25,8 @@ interface Env {
   DOCUMENTS: R2Bucket;
   /** Handed over by the CLI (scripts/backup.ts reads it from the environment or .dev.vars). */
   BACKUP_SIGNING_KEY?: string;
+  /** Likewise BACKUP_AGE_RECIPIENTS: age1… public keys to encrypt the object to. */
+  BACKUP_AGE_RECIPIENTS?: string;
 }
 
 export default {
@@ -33,14 +38,17 @@ export default {
         const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
         if (signing.problem) throw new BackupError("CONFIG_ERROR", signing.problem);
         const signingKey = signing.key;
+        const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
+        if (age.problem) throw new BackupError("CONFIG_ERROR", age.problem);
+        const encryption = age.encryption;
         const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number>; leaseTtlMs?: number };
         const now = body.now ? new Date(body.now) : undefined;
         const leaseTtlMs = body.leaseTtlMs;
         // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
         // like every other entry point, so the CLI never collides with the nightly run.
         const { summary, manifest } = body.dump
-          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey })
-          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey });
+          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey, encryption })
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey, encryption });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "POST" && url.pathname === "/profile") {
@@ -99,5 +107,19 @@ async function profile(db: D1Database): Promise<Record<string, number>> {
   await writer.close();
   await drained;
   const gzipMs = Date.now() - t;
-  return { selectAllMs, dumpOnlyMs, gzipMs, gzipInputBytes: gzipInput, sqlBytes };
+
+  // The same gzip with age after it (BACKUP_AGE_RECIPIENTS), to one recipient: what encryption adds.
+  const { recipient } = await generateAgeKey();
+  t = Date.now();
+  const gzip2 = new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
+  const writer2 = gzip2.writable.getWriter();
+  const reader2 = (await encryptStream(gzip2.readable, { scheme: "age", recipients: [recipient] })).getReader();
+  const drained2 = (async () => {
+    while (!(await reader2.read()).done);
+  })();
+  for (const c of chunks) await writer2.write(c);
+  await writer2.close();
+  await drained2;
+  const gzipAgeMs = Date.now() - t;
+  return { selectAllMs, dumpOnlyMs, gzipMs, gzipAgeMs, gzipInputBytes: gzipInput, sqlBytes };
 }

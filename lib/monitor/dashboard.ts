@@ -179,6 +179,8 @@ export interface DashboardBackup {
    * public key to check it with; the restore verifies it (BACKUP_VERIFY_KEY) before using it.
    */
   signedBy: string | null;
+  /** The object is an age file (`.sql.gz.age`): restoring it needs the age identity. */
+  encrypted: boolean;
 }
 
 /** Whether D1 answered; when it did not, everything D1 holds (activity, lock, last run) is absent. */
@@ -248,6 +250,7 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
       trigger: b.manifest.trigger,
       durationMs: b.manifest.durationMs,
       signedBy: b.manifest.signature?.keyId ?? null,
+      encrypted: b.manifest.object.contentEncoding === "age+gzip",
     })),
     incomplete: listing.incomplete,
     activity,

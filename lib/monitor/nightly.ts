@@ -18,7 +18,7 @@
 // Alerts never change the outcome: a failure is rethrown as it was, whatever the delivery did, and
 // every delivery is recorded in activity_log (backup_alert_sent / backup_alert_failed) with the
 // webhook's host only: the URL is a secret.
-import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type ScheduledRunResult, type SigningKey } from "../backup";
+import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type AgeEncryption, type ScheduledRunResult, type SigningKey } from "../backup";
 import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
 import { getBackupHealth, STALE_AFTER_HOURS, type BackupHealth } from "./health";
 
@@ -159,6 +159,8 @@ export interface NightlyOptions extends DeliveryOptions {
   signingKey?: SigningKey | null;
   /** BACKUP_LEASE_TTL_SECONDS as parsed by the entry point; undefined: the default. */
   leaseTtlMs?: number;
+  /** BACKUP_AGE_RECIPIENTS as parsed by the entry point; null: the object is plain gzip. */
+  encryption?: AgeEncryption | null;
 }
 
 export interface NightlyResult extends ScheduledRunResult {
@@ -194,7 +196,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
 
   let result: ScheduledRunResult;
   try {
-    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey, leaseTtlMs: opts.leaseTtlMs });
+    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey, leaseTtlMs: opts.leaseTtlMs, encryption: opts.encryption });
   } catch (e) {
     await alertNightlyFailure({ ...opts, db, bucket, alertWebhook: webhook, error: e, now });
     throw e;

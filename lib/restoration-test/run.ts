@@ -7,7 +7,7 @@ import path from "node:path";
 import { BackupError, errorMessage, isBackupError, keysFor, listBackups, parseBackupName, tryLogActivity, type VerifyKey } from "../backup";
 import { openLocalPlatform, PROJECT_ROOT } from "../local";
 import { DATABASE_NAME } from "../names";
-import { cleanToolOutput, createReporter, runRestore, wrangler, type Reporter, type RestoreResult } from "../restore";
+import { cleanToolOutput, createReporter, runRestore, wrangler, type AgeIdentities, type Reporter, type RestoreResult } from "../restore";
 import { quoteText } from "../sql";
 import { machine, renderTemplate, reportPath, reportValues, RTO_OBJECTIVE_SECONDS, TEMPLATE_FILE, tools } from "./report";
 
@@ -32,6 +32,8 @@ export interface RestorationTestOptions {
   verifyKeys: VerifyKey[];
   /** Test a backup whose signature does not verify (the report and the restore say so). */
   allowUnsigned?: boolean;
+  /** AGE_IDENTITY_FILE, loaded by the entry point: decrypts an encrypted backup. */
+  identities?: AgeIdentities | null;
 }
 
 export interface RestorationTestResult {
@@ -109,6 +111,7 @@ export async function runRestorationTest(opts: RestorationTestOptions): Promise<
       reporter,
       verifyKeys: opts.verifyKeys,
       allowUnsigned: opts.allowUnsigned,
+      identities: opts.identities,
     });
     backupKey = result.backup.key;
     notes.push(...result.warnings);

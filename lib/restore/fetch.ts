@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { BackupError, errorMessage, formatBytes, keysFor, parseBackupName } from "../backup";
+import { allObjectKeysFor, BackupError, errorMessage, formatBytes, keysFor, objectFileName, parseBackupName } from "../backup";
 import { openLocalPlatform } from "../local";
 import { BUCKET_NAME } from "../names";
 import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";
@@ -17,7 +17,7 @@ export type BackupSource =
   | { kind: "local"; name: string; persistTo?: string; bucket?: string }
   /** The real bucket, through wrangler (needs a Cloudflare login or API token). */
   | { kind: "remote"; name: string; bucket?: string }
-  /** A `.sql.gz` or plain `.sql` file on disk, with its manifest (default: beside it). */
+  /** A `.sql.gz`, `.sql.gz.age` or plain `.sql` file on disk, with its manifest (default: beside it). */
   | { kind: "file"; file: string; manifestFile?: string; name?: string; noManifest?: boolean };
 
 export interface FetchedBackup {
@@ -27,7 +27,7 @@ export interface FetchedBackup {
   origin: string;
   /** The R2 key of the object (or the file path). */
   key: string;
-  /** The gzip object on disk, or null when a plain SQL file was given. */
+  /** The object on disk (gzip, or age around gzip), or null when a plain SQL file was given. */
   objectFile: string | null;
   /** A plain SQL file given directly (no gzip layer to check). */
   plainFile: string | null;
@@ -62,8 +62,22 @@ function missingManifest(name: string, where: string, objectExists: boolean | nu
   );
 }
 
-function missingObject(name: string, where: string): BackupError {
-  const key = keysFor(name).object;
+/**
+ * The object key the manifest names (plain `.sql.gz` or encrypted `.sql.gz.age`). Anything else,
+ * or a manifest that does not parse, falls back to the plain key: verification then refuses the
+ * manifest with its own message, and no key from a file is ever used unchecked.
+ */
+function objectKeyOf(name: string, manifestText: string): string {
+  try {
+    const key = (JSON.parse(manifestText) as { object?: { key?: unknown } } | null)?.object?.key;
+    if (typeof key === "string" && allObjectKeysFor(name).objects.includes(key)) return key;
+  } catch {
+    // verifyBackup says what is wrong with it
+  }
+  return keysFor(name).object;
+}
+
+function missingObject(name: string, where: string, key: string = keysFor(name).object): BackupError {
   return new BackupError("NOT_FOUND", `backup object ${key} was not found in ${where} (${listHint(where)})`, {
     details: { check: "object-present", name, key },
   });
@@ -94,14 +108,15 @@ async function fromLocalR2(
     const bucket = platform.env.DOCUMENTS;
     const manifestObj = await bucket.get(keys.manifest);
     if (!manifestObj) {
-      const head = await bucket.head(keys.object);
-      throw missingManifest(name, where, !!head);
+      const heads = await Promise.all(allObjectKeysFor(name).objects.map((k) => bucket.head(k)));
+      throw missingManifest(name, where, heads.some(Boolean));
     }
     const manifestText = await manifestObj.text();
-    const obj = await bucket.get(keys.object);
-    if (!obj) throw missingObject(name, where);
+    const objectKey = objectKeyOf(name, manifestText);
+    const obj = await bucket.get(objectKey);
+    if (!obj) throw missingObject(name, where, objectKey);
 
-    const objectFile = path.join(workDir, `${name}.sql.gz`);
+    const objectFile = path.join(workDir, objectFileName(objectKey));
     const hash = createHash("sha256");
     let size = 0;
     const out = fs.createWriteStream(objectFile);
@@ -118,7 +133,7 @@ async function fromLocalR2(
     return {
       name,
       origin: where,
-      key: keys.object,
+      key: objectKey,
       objectFile,
       plainFile: null,
       objectHash: { size, sha256: hash.digest("hex") },
@@ -150,25 +165,27 @@ async function fromRemote(name: string, source: { bucket?: string }, workDir: st
   const where = `the R2 bucket ${bucket} (remote)`;
   const manifestFile = path.join(workDir, `${name}.manifest.json`);
   if ((await wranglerGet(bucket, keys.manifest, manifestFile)) === "missing") throw missingManifest(name, where, null);
-  const objectFile = path.join(workDir, `${name}.sql.gz`);
+  const manifestText = fs.readFileSync(manifestFile, "utf8");
+  const objectKey = objectKeyOf(name, manifestText);
+  const objectFile = path.join(workDir, objectFileName(objectKey));
   // wrangler writes the file itself; show its growth so a long download is visibly alive.
   const timer = setInterval(() => {
     const size = fileExists(objectFile) ? fs.statSync(objectFile).size : 0;
     reporter.progress(`downloaded ${formatBytes(size)}`);
   }, 1000);
   try {
-    if ((await wranglerGet(bucket, keys.object, objectFile)) === "missing") throw missingObject(name, where);
+    if ((await wranglerGet(bucket, objectKey, objectFile)) === "missing") throw missingObject(name, where, objectKey);
   } finally {
     clearInterval(timer);
   }
   return {
     name,
     origin: where,
-    key: keys.object,
+    key: objectKey,
     objectFile,
     plainFile: null,
     objectHash: null, // hashed by the verification pass
-    manifestText: fs.readFileSync(manifestFile, "utf8"),
+    manifestText,
     manifestOrigin: `${keys.manifest} in ${where}`,
   };
 }

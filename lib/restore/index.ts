@@ -13,3 +13,4 @@ export { cleanToolOutput, wrangler } from "./exec";
 export { sqliteVersion } from "./sqlite";
 // The CLIs remove the private temp directory on SIGINT/SIGTERM (cleanup.ts says why only they do).
 export { installSignalCleanup } from "./cleanup";
+export { loadAgeIdentities, type AgeIdentities } from "./identity";

@@ -11,6 +11,7 @@ import { DATABASE_NAME } from "../names";
 import { runChecks, type CheckReport } from "./checks";
 import { makeWorkDir, release, sweepRestoring, sweepWorkDirs, type Leftover } from "./cleanup";
 import { fetchBackup, type BackupSource } from "./fetch";
+import type { AgeIdentities } from "./identity";
 import { createReporter, type Reporter, type StepTiming } from "./progress";
 import { comparePutBack, writePutBack, type PutBackResult } from "./put-back";
 import { sqliteApplyFile } from "./sqlite";
@@ -43,6 +44,8 @@ export interface RestoreOptions {
   tempRoot?: string;
   /** Public keys (BACKUP_VERIFY_KEY / --verify-key), parsed by the entry point. */
   verifyKeys: VerifyKey[];
+  /** age identities for an encrypted backup (--identity / AGE_IDENTITY_FILE), loaded by the entry point. */
+  identities?: AgeIdentities | null;
   /** Restore a backup whose signature is missing or does not verify (printed loudly and logged). */
   allowUnsigned?: boolean;
   /** Who is restoring, for activity_log (default: the OS user). */
@@ -224,7 +227,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   try {
     const fetched = await reporter.step("download", () => fetchBackup(opts.source, workDir, reporter));
     const verified = await reporter.step("verify", () =>
-      verifyBackup(fetched, workDir, reporter, { verifyKeys: opts.verifyKeys, allowUnsigned: opts.allowUnsigned }),
+      verifyBackup(fetched, workDir, reporter, { verifyKeys: opts.verifyKeys, allowUnsigned: opts.allowUnsigned, age: opts.identities }),
     );
     if (!verified.manifest) warnings.push("restored WITHOUT a manifest: the backup's integrity and row counts were not verified");
     if (verified.signature.allowed) warnings.push(`UNVERIFIED SIGNATURE (${verified.signature.state}): restored because of --allow-unsigned`);

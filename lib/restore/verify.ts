@@ -1,16 +1,19 @@
 // Proves a downloaded backup is exactly what its manifest describes before anything is restored:
 // the manifest is one this tool reads and belongs to the backup asked for, the object has the
-// recorded size and sha256, the gzip decompresses completely, the SQL has the recorded sha256,
+// recorded size and sha256 (of the encrypted bytes, for an age object), it decrypts with the
+// operator's age identity, the gzip decompresses completely, the SQL has the recorded sha256,
 // and it ends with the marker the dump writes last. Each failure has its own message and check
 // name (details.check), so a person knows whether to re-download, pick another backup or report.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import {
+  AGE_MAGIC,
   BackupError,
+  decryptStream,
   DUMP_END_MARKER,
   DUMP_FORMAT_VERSION,
   formatBytes,
@@ -49,6 +52,43 @@ export interface VerifiedBackup {
 export interface Trust {
   verifyKeys: VerifyKey[];
   allowUnsigned?: boolean;
+  /** age identities (--identity / AGE_IDENTITY_FILE) for an encrypted backup, with where they came from. */
+  age?: { identities: string[]; source: string } | null;
+}
+
+const IDENTITY_HINT = "give the age identity with --identity FILE (or AGE_IDENTITY_FILE in the environment or .dev.vars; BACKUP_RESTORATION.md)";
+
+/** A file as a web stream read 1 MiB at a time on demand (age-encryption takes web streams). */
+function fileStream(file: string): ReadableStream<Uint8Array> {
+  let fd: number | null = null;
+  return new ReadableStream<Uint8Array>({
+    start() {
+      fd = fs.openSync(file, "r");
+    },
+    pull(controller) {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      const n = fs.readSync(fd as number, buf, 0, buf.length, null);
+      if (n === 0) {
+        fs.closeSync(fd as number);
+        fd = null;
+        controller.close();
+      } else controller.enqueue(buf.subarray(0, n));
+    },
+    cancel() {
+      if (fd !== null) fs.closeSync(fd);
+      fd = null;
+    },
+  });
+}
+
+function startsWithAgeMagic(file: string): boolean {
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(AGE_MAGIC.length);
+    return fs.readSync(fd, buf, 0, buf.length, 0) === buf.length && buf.toString("latin1") === AGE_MAGIC;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 const ALLOW = "Restore it anyway only if you trust where it came from: --allow-unsigned (printed and logged)";
@@ -109,7 +149,8 @@ export function checkManifest(text: string, origin: string, expectedName: string
       { expected: expectedName, actual: manifest.name },
     );
   }
-  if (manifest.object.key !== keysFor(manifest.name).object) {
+  const expectedKey = keysFor(manifest.name, { encrypted: manifest.object.contentEncoding === "age+gzip" }).object;
+  if (manifest.object.key !== expectedKey) {
     fail("manifest-name", `manifest ${origin} names object ${manifest.object.key}, which is not the object of ${manifest.name}`);
   }
   return manifest;
@@ -144,6 +185,20 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
   }
   const signature = { ...state, allowed: !!problem };
   const name = fetched.name ?? manifest?.name ?? null;
+
+  // An age object needs an identity; refused before any work, with no plaintext written. Without
+  // a manifest the file itself says (its first line).
+  const encrypted = fetched.objectFile
+    ? manifest
+      ? manifest.object.contentEncoding === "age+gzip"
+      : startsWithAgeMagic(fetched.objectFile)
+    : false;
+  if (encrypted && !trust.age?.identities.length) {
+    const to = manifest?.encryption ? ` (encrypted to ${manifest.encryption.recipients.join(", ")})` : "";
+    throw new BackupError("INVALID_INPUT", `encrypted backup: ${fetched.key} is an age file${to}: ${IDENTITY_HINT}`, {
+      details: { check: "identity" },
+    });
+  }
 
   // 1. The object: exactly the bytes the backup wrote.
   let object: { size: number; sha256: string } | null = null;
@@ -190,6 +245,13 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
     reporter.progress(`${fetched.plainFile ? "hashed" : "decompressed"} ${formatBytes(plainSize)}${manifest ? ` of ${formatBytes(manifest.sql.size)}` : ""}`);
   };
   if (fetched.objectFile) {
+    const objectFile = fetched.objectFile;
+    // Decrypted as a stream straight into gunzip: the gzip (and the SQL) only ever exist in the
+    // private work directory, like an unencrypted backup's. A wrong identity fails here, on the header.
+    const source = encrypted
+      ? Readable.fromWeb((await decryptStream(fileStream(objectFile), trust.age!.identities, fetched.key)) as import("node:stream/web").ReadableStream<Uint8Array>)
+      : fs.createReadStream(objectFile, { highWaterMark: 1024 * 1024 });
+    if (encrypted) checks.push({ check: "decrypt", ok: true, detail: `age header opens with the identity from ${trust.age!.source}` });
     const tap = new Transform({
       transform(chunk: Buffer, _enc, done) {
         take(chunk);
@@ -197,10 +259,14 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
       },
     });
     try {
-      await pipeline(fs.createReadStream(fetched.objectFile, { highWaterMark: 1024 * 1024 }), zlib.createGunzip(), tap, fs.createWriteStream(sqlFile));
+      await pipeline(source, zlib.createGunzip(), tap, fs.createWriteStream(sqlFile));
     } catch (e) {
       fs.rmSync(sqlFile, { force: true });
       const err = e as NodeJS.ErrnoException;
+      // Every 64 KiB age chunk is authenticated: a changed or cut byte fails its chunk.
+      if (encrypted && !err.code?.startsWith("Z_") && !err.syscall) {
+        fail("decrypt", `corrupted age file: ${fetched.key} does not decrypt completely (${err.message}) after ${formatBytes(plainSize)} of SQL: use the previous backup`);
+      }
       if (err.code === "Z_BUF_ERROR" || /unexpected end of file/i.test(err.message)) {
         fail(
           "gzip",

@@ -164,17 +164,20 @@ function SizeChart({ points }: { points: SizePoint[] }) {
  * The commands of BACKUP_RESTORATION.md for this backup, ready to paste: verify, restore into a new
  * database, and fetch the files with stock wrangler. Shown most of all when D1 is gone.
  */
-export function restoreCommands(name: string): { label: string; command: string }[] {
+export function restoreCommands(name: string, encrypted = false): { label: string; command: string }[] {
   const restored = `${DATABASE_NAME}-restored`;
+  // An encrypted backup needs the age identity, which lives only with the operator (BACKUP_SETUP.md).
+  const identity = encrypted ? " --identity age-key.txt" : "";
+  const file = `${name}.sql.gz${encrypted ? ".age" : ""}`;
   return [
-    { label: "Verify (dry run, changes nothing)", command: `npm run restore -- ${name} --remote --database ${restored} --dry-run` },
+    { label: "Verify (dry run, changes nothing)", command: `npm run restore -- ${name} --remote --database ${restored}${identity} --dry-run` },
     { label: "Create an empty database to restore into", command: `npx wrangler d1 create ${restored}` },
-    { label: "Restore into it", command: `npm run restore -- ${name} --remote --database ${restored}` },
-    { label: "Or fetch the files with wrangler alone", command: `npx wrangler r2 object get tech-support-documents/backups/${name}.sql.gz --remote --file ${name}.sql.gz` },
+    { label: "Restore into it", command: `npm run restore -- ${name} --remote --database ${restored}${identity}` },
+    { label: "Or fetch the files with wrangler alone", command: `npx wrangler r2 object get tech-support-documents/backups/${file} --remote --file ${file}` },
   ];
 }
 
-function RestoreCommands({ name, open }: { name: string; open: boolean }) {
+function RestoreCommands({ name, open, encrypted }: { name: string; open: boolean; encrypted: boolean }) {
   return (
     <details open={open} data-testid="restore-commands">
       <summary>Restore commands</summary>
@@ -182,7 +185,7 @@ function RestoreCommands({ name, open }: { name: string; open: boolean }) {
         From a checkout of this repository, logged in with <code>npx wrangler login</code> (BACKUP_RESTORATION.md, sections 1–2).
       </p>
       <ol style={{ margin: 0, paddingLeft: "1.2rem", fontSize: "0.85rem" }}>
-        {restoreCommands(name).map((c) => (
+        {restoreCommands(name, encrypted).map((c) => (
           <li key={c.command} style={{ marginBottom: "0.4rem" }}>
             {c.label}
             <div style={{ display: "flex", gap: "0.4rem", alignItems: "flex-start" }}>
@@ -246,7 +249,7 @@ function BackupsTable({ backups, chosen }: { backups: Dashboard["backups"]; chos
             </td>
             <td style={cell} data-label="Files">
               <a href={`/api/admin/backup/${b.name}?download=1`} download>
-                Download .sql.gz
+                Download .sql.gz{b.encrypted ? ".age" : ""}
               </a>
               <details>
                 <summary>Manifest</summary>
@@ -262,7 +265,7 @@ function BackupsTable({ backups, chosen }: { backups: Dashboard["backups"]; chos
                 </table>
                 <a href={`/api/admin/backup/${b.name}`}>Full manifest (JSON)</a>
               </details>
-              <RestoreCommands name={b.name} open={b.name === chosen} />
+              <RestoreCommands name={b.name} open={b.name === chosen} encrypted={b.encrypted} />
             </td>
           </tr>
         ))}

@@ -1,10 +1,12 @@
-// One backup: GET = its manifest; ?download=1 = the gzipped SQL dump, streamed from R2.
+// One backup: GET = its manifest; ?download=1 = the gzipped SQL dump (an age file of it when the
+// backup is encrypted: `.sql.gz.age`, decrypted only by the restore CLI), streamed from R2.
 // The bucket also holds client documents, so the name is checked twice before any R2 read: the raw
 // path segment must be a plain file name (no percent-escapes, so no encoded "/" or ".."), and
 // parseBackupName (lib/backup/keys.ts, the only key parser) must accept it. Keys are then built by
-// keysFor; nothing from the URL is ever used as a key.
+// keysFor (the manifest says which of the two object forms; it must be one of them); nothing from
+// the URL is ever used as a key.
 import { z } from "zod";
-import { BackupError, keysFor, parseBackupName, readManifest, wrapBindingError } from "../../../../../lib/backup";
+import { allObjectKeysFor, BackupError, objectFileName, parseBackupName, readManifest, wrapBindingError } from "../../../../../lib/backup";
 import { adminRoute, flag } from "../../../../../lib/http";
 
 export const runtime = "edge";
@@ -23,7 +25,7 @@ function backupNameFrom(url: URL): string {
   if (!name) {
     throw new BackupError(
       "INVALID_INPUT",
-      "not a backup name: expected database-YYYY-MM-DD-HH-MM-SS (optionally with .sql.gz or .manifest.json)",
+      "not a backup name: expected database-YYYY-MM-DD-HH-MM-SS (optionally with .sql.gz, .sql.gz.age or .manifest.json)",
     );
   }
   return name;
@@ -37,7 +39,9 @@ export const GET = adminRoute(
     const manifest = await readManifest(bucket, name);
     if (!download) return manifest;
 
-    const key = keysFor(name).object;
+    const key = manifest.object.key;
+    if (!allObjectKeysFor(name).objects.includes(key)) throw new BackupError("INTEGRITY_ERROR", `the manifest of ${name} names ${key}, not its object`);
+    const encrypted = manifest.object.contentEncoding === "age+gzip";
     let object: R2ObjectBody | null;
     try {
       object = await bucket.get(key);
@@ -52,8 +56,8 @@ export const GET = adminRoute(
     }
     return new Response(object.body, {
       headers: {
-        "content-type": "application/gzip",
-        "content-disposition": `attachment; filename="${name}.sql.gz"`,
+        "content-type": encrypted ? "application/octet-stream" : "application/gzip",
+        "content-disposition": `attachment; filename="${objectFileName(key)}"`,
         // Set, but on Pages it does not reach the client: Next.js pipes every edge route's body
         // through a TransformStream, and workerd frames a stream of unknown length as chunked,
         // dropping a hand-set Content-Length. x-backup-size carries the exact size regardless.
