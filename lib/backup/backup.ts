@@ -56,6 +56,8 @@ export interface BackupSummary {
   snapshot: Manifest["snapshot"]["mode"];
   /** Who signed the manifest (null: unsigned). */
   signature: { alg: string; keyId: string } | null;
+  /** The off-site copy of this backup, when OFFSITE_S3_* are set (run.ts adds it after the copy). */
+  offsite?: { verified: boolean; key: string | null; endpointHost: string | null; bucket: string | null };
   warnings: string[];
 }
 

@@ -2,16 +2,19 @@
 export { backupDatabase } from "./backup";
 export {
   findNewestBackup,
+  isFutureDated,
   listBackups,
   readManifest,
   scanListing,
+  type BackupEntry,
   type BackupListing,
   type BackupScan,
   type IncompleteEntry,
 } from "./list";
 export { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
 export { keysFor, parseBackupName } from "./keys";
-export { parseManifest, type Manifest } from "./manifest";
+export { hasVerifiedOffsite, parseManifest, type Manifest } from "./manifest";
+export { createSha256 } from "./hash";
 export { activityInsertSql, BACKUP_ACTIONS, parseDetails, tryLogActivity, type BackupAction } from "./activity";
 export { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpStats } from "./dump";
 export { readSchema } from "./schema";
@@ -27,6 +30,6 @@ export {
 } from "./signature";
 export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
-export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } from "./run";
+export { runBackup, runCleanup, runScheduledBackup, type OffsiteStep, type ScheduledRunResult } from "./run";
 export { type RetentionPolicy } from "./retention";
 export { readBackupLock, type RunningLock } from "./lock";

@@ -20,6 +20,7 @@ export function backupResponse(s: BackupSummary) {
       manifest: s.manifestKey,
       snapshot: s.snapshot,
       signature: s.signature,
+      ...(s.offsite ? { offsite: s.offsite } : {}),
       ...(s.warnings.length ? { warnings: s.warnings } : {}),
     },
   };

@@ -15,6 +15,7 @@ import {
   runBackup,
   type DumpStats,
 } from "../backup";
+import { offsiteStep, parseOffsiteConfig } from "../offsite";
 import { quoteIdent } from "../sql";
 
 interface Env {
@@ -22,6 +23,8 @@ interface Env {
   DOCUMENTS: R2Bucket;
   /** Handed over by the CLI (scripts/backup.ts reads it from the environment or .dev.vars). */
   BACKUP_SIGNING_KEY?: string;
+  /** OFFSITE_S3_*, handed over the same way (scripts/backup.ts). */
+  [offsite: `OFFSITE_S3_${string}`]: string | undefined;
 }
 
 export default {
@@ -33,14 +36,23 @@ export default {
         const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
         if (signing.problem) throw new BackupError("CONFIG_ERROR", signing.problem);
         const signingKey = signing.key;
-        const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number>; leaseTtlMs?: number };
+        const body = (await request.json().catch(() => ({}))) as {
+          now?: string;
+          dump?: Record<string, number>;
+          leaseTtlMs?: number;
+          /** Test knob: a multipart part size below S3's 5 MiB against a local S3 server. */
+          offsitePartSizeBytes?: number;
+        };
+        const offsite = offsiteStep(parseOffsiteConfig((name) => env[name as `OFFSITE_S3_${string}`]), {
+          client: body.offsitePartSizeBytes ? { partSizeBytes: body.offsitePartSizeBytes } : undefined,
+        });
         const now = body.now ? new Date(body.now) : undefined;
         const leaseTtlMs = body.leaseTtlMs;
         // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
         // like every other entry point, so the CLI never collides with the nightly run.
         const { summary, manifest } = body.dump
           ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey })
-          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey });
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey, offsite });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "POST" && url.pathname === "/profile") {
