@@ -160,12 +160,13 @@ export class OffsiteClient {
     await res.body?.cancel();
   }
 
-  /** Every key under `prefix` (ListObjectsV2, all pages). */
-  async listObjects(prefix: string): Promise<OffsiteObject[]> {
+  /** Every key under `prefix` (ListObjectsV2, all pages; `pageSize` is max-keys, S3's default 1000). */
+  async listObjects(prefix: string, opts: { pageSize?: number } = {}): Promise<OffsiteObject[]> {
     const out: OffsiteObject[] = [];
     let token: string | null = null;
     do {
       const q = new URLSearchParams({ "list-type": "2", prefix });
+      if (opts.pageSize) q.set("max-keys", String(opts.pageSize));
       if (token) q.set("continuation-token", token);
       const res = await this.request(`LIST ${prefix}`, this.url("", q.toString()).replace(/\/\?/, "?"), { method: "GET" });
       const xml = await res.text();
