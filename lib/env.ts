@@ -246,6 +246,12 @@ export function getOffsite(): OffsiteSetting {
   return once(env, "offsite", () => parseOffsiteConfig((name) => stringSetting(env, name)));
 }
 
+/** OFFSITE_S3_* are set (even wrongly): health then expects a verified off-site copy of the newest backup. */
+export function isOffsiteConfigured(): boolean {
+  const { config, problem } = getOffsite();
+  return config !== null || problem !== null;
+}
+
 /** The off-site copy step for a backup run, or null when off-site copies are off. */
 export function getOffsiteStep(): OffsiteStep | null {
   return offsiteStep(getOffsite());

@@ -98,9 +98,9 @@ async function deliver(db: D1Database | null, webhook: AlertWebhook, input: Aler
   return outcome;
 }
 
-async function healthOrError(db: D1Database, bucket: R2Bucket, now: Date): Promise<{ health: BackupHealth | null; error?: string }> {
+async function healthOrError(db: D1Database, bucket: R2Bucket, now: Date, offsiteConfigured = false): Promise<{ health: BackupHealth | null; error?: string }> {
   try {
-    return { health: await getBackupHealth({ db, bucket, now }) };
+    return { health: await getBackupHealth({ db, bucket, now, offsiteConfigured }) };
   } catch (e) {
     return { health: null, error: errorMessage(e) };
   }
@@ -215,7 +215,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
   let offsiteAlert: AlertOutcome | null = null;
   const failedCopy = result.offsite?.failed;
   if (failedCopy && alertsOn(webhook)) {
-    const { health, error: healthError } = await healthOrError(db, bucket, now);
+    const { health, error: healthError } = await healthOrError(db, bucket, now, true);
     offsiteAlert = await deliver(
       db,
       webhook,

@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keysFor, listBackups, readManifest, runBackup, verifyManifestSignature, type Manifest } from "../../lib/backup";
 import { PROJECT_ROOT } from "../../lib/local/platform";
-import { parseAlertWebhook, runNightly, type AlertPayload } from "../../lib/monitor";
+import { getBackupHealth, getDashboard, parseAlertWebhook, runNightly, type AlertPayload } from "../../lib/monitor";
 import { copyMissingToOffsite, hashStream, OffsiteClient, offsiteStep, parseOffsiteConfig, type OffsiteConfig, type OffsiteSetting } from "../../lib/offsite";
 import { runRestore, silentReporter, type RestoreOptions } from "../../lib/restore";
 import { seedDemoData } from "../../lib/seed/seed";
@@ -192,6 +192,21 @@ describe("off-site copy (real S3 server, real local D1/R2)", () => {
     expect(text).toContain("off-site copy FAILED");
     expect(text).toContain("is good in R2");
     expect((await activity("backup_alert_sent")).at(-1)!.details).toMatchObject({ kind: "offsite_copy_failed" });
+
+    // Health: amber while the newest backup has no verified copy, only when off-site is configured.
+    const health = await getBackupHealth({ db, bucket, now, offsiteConfigured: true });
+    expect(health.status).toBe("attention");
+    expect(health.issues).toEqual([expect.objectContaining({ code: "NO_OFFSITE_COPY", severity: "amber" })]);
+    expect(health.issues[0].message).toContain(`the newest backup ${name} has no verified off-site copy`);
+    expect((await getBackupHealth({ db, bucket, now })).status).toBe("ok");
+    // Dashboard: per backup, off-site ✓ / ✗, or – when not configured.
+    const dash = await getDashboard({ db, bucket, now, offsiteConfigured: true });
+    expect(dash.backups.map((b) => [b.name, b.offsite])).toEqual([
+      [name, "missing"],
+      [first.name, "verified"],
+    ]);
+    expect(dash.backups[1].offsiteAt).toBe(`${config.endpointHost}/${BUCKET}/${keysFor(first.name).object}`);
+    expect((await getDashboard({ db, bucket, now })).backups.map((b) => b.offsite)).toEqual(["not-configured", "not-configured"]);
   });
 
   it("403 is not retried and the backup stands; a wrong secret gets the server's own 403; a server that is down, a partial config: each logged", async () => {
@@ -227,6 +242,8 @@ describe("off-site copy (real S3 server, real local D1/R2)", () => {
     const r2 = await runBackup({ db, bucket, now: nextTime(), trigger: "cli", signingKey: keys.signingKey, offsite: step(setting) });
     expect(r2.offsite!.copied.map((c) => c.name)).toEqual([r2.summary.name, missingBefore[1]]);
     expect(r2.offsite!.missing).toEqual([]);
+    const health = await getBackupHealth({ db, bucket, now: new Date(S + tick * 60_000), offsiteConfigured: true });
+    expect(health.status, health.summary).toBe("ok");
     for (const b of (await listBackups(bucket)).backups) {
       expect(b.manifest.offsite?.sha256, b.name).toBe(b.manifest.object.sha256);
       const got = await client.getObject(keysFor(b.name).object);
