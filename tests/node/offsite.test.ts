@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keysFor, listBackups, readManifest, runBackup, verifyManifestSignature, type Manifest } from "../../lib/backup";
 import { PROJECT_ROOT } from "../../lib/local/platform";
 import { getBackupHealth, getDashboard, parseAlertWebhook, runNightly, type AlertPayload } from "../../lib/monitor";
-import { copyMissingToOffsite, hashStream, OffsiteClient, offsiteStep, parseOffsiteConfig, type OffsiteConfig, type OffsiteSetting } from "../../lib/offsite";
+import { copyMissingToOffsite, hashStream, OffsiteClient, offsiteKeyFor, offsiteStep, parseOffsiteConfig, r2KeyFor, type OffsiteConfig, type OffsiteSetting } from "../../lib/offsite";
 import { runRestore, silentReporter, type RestoreOptions } from "../../lib/restore";
 import { seedDemoData } from "../../lib/seed/seed";
 import { parseRestoreArgs } from "../../scripts/restore";
@@ -44,6 +44,12 @@ describe("OFFSITE_S3_* parsing", () => {
     const aws = parseOffsiteConfig(settings({ OFFSITE_S3_ENDPOINT: "https://s3.eu-central-1.amazonaws.com", OFFSITE_S3_PREFIX: "d1/portal" })).config!;
     expect(aws).toMatchObject({ pathStyle: false, prefix: "d1/portal/" });
     expect(parseOffsiteConfig(settings({ OFFSITE_S3_ENDPOINT: "https://s3.example.com", OFFSITE_S3_PATH_STYLE: "true" })).config!.pathStyle).toBe(true);
+    // The R2 key names under the prefix, both ways; nothing outside the prefix maps back.
+    const key = keysFor("database-2026-01-15-02-00-00").object;
+    expect(offsiteKeyFor(aws, key)).toBe("d1/portal/database-2026-01-15-02-00-00.sql.gz");
+    expect(r2KeyFor(aws, offsiteKeyFor(aws, key))).toBe(key);
+    expect(r2KeyFor(aws, "other/database-2026-01-15-02-00-00.sql.gz")).toBeNull();
+    expect(offsiteKeyFor(config!, key)).toBe(key);
   });
 
   it("a partial or bad set is a problem naming the settings, never their values", () => {
