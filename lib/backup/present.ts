@@ -4,6 +4,7 @@ import { BackupError, isBackupError } from "../errors";
 import type { BackupListing } from "./list";
 import type { CleanupResult } from "./retention";
 import { parseBackupKey } from "./keys";
+import { hasVerifiedOffsite } from "./manifest";
 import { formatBytes } from "./units";
 
 export function backupResponse(s: BackupSummary) {
@@ -46,6 +47,10 @@ export function listResponse(listing: BackupListing) {
         duration_ms: b.manifest.durationMs,
         // Who signed it, as the manifest says; the restore is what verifies it (BACKUP_VERIFY_KEY).
         signature: b.manifest.signature ? { alg: b.manifest.signature.alg, key_id: b.manifest.signature.keyId } : null,
+        // Where the verified off-site copy is (lib/offsite); null: none recorded.
+        offsite: hasVerifiedOffsite(b.manifest)
+          ? { endpoint_host: b.manifest.offsite!.endpointHost, bucket: b.manifest.offsite!.bucket, key: b.manifest.offsite!.key, verified_at: b.manifest.offsite!.verifiedAt }
+          : null,
       },
     })),
     total: listing.backups.length,

@@ -74,6 +74,7 @@ describe("off-site copy (real S3 server, real local D1/R2)", () => {
   let setting: OffsiteSetting;
   let config: OffsiteConfig;
   let client: OffsiteClient;
+  let disposed = false;
   /** The first backup, the database as it was when it was taken, for the restore. */
   let first: { name: string; before: string };
   const S = Math.floor(Date.now() / 1000) * 1000 - 3600_000;
@@ -99,7 +100,7 @@ describe("off-site copy (real S3 server, real local D1/R2)", () => {
     client = new OffsiteClient(config, { retry: { attempts: 2, baseMs: 5 } });
   });
   afterAll(async () => {
-    await Promise.all([platform?.dispose(), proxy?.close(), receiver?.close()]);
+    await Promise.all([disposed ? null : platform?.dispose(), proxy?.close(), receiver?.close()]);
     await s3?.stop();
   });
 
@@ -326,6 +327,31 @@ describe("off-site copy (real S3 server, real local D1/R2)", () => {
       const ok = parseRestoreArgs([first.name, "--from-offsite", "--to-sqlite", "x.db"], settings({ OFFSITE_S3_ENDPOINT: proxy.url }));
       expect(ok !== "help" && ok.options.source).toMatchObject({ kind: "offsite", name: first.name, config: { bucket: BUCKET } });
     });
+  });
+
+  it("npm run backup copies off-site from inside workerd (the runtime of Pages and the cron Worker)", async () => {
+    // The CLI's workerd opens the same state: this process lets go of it first.
+    await platform.dispose();
+    disposed = true;
+    const r = await promisify(execFile)(path.join(PROJECT_ROOT, "node_modules", ".bin", "tsx"), [path.join(PROJECT_ROOT, "scripts", "backup.ts"), "--persist-to", platform.persistTo], {
+      cwd: PROJECT_ROOT,
+      env: { ...CLI_ENV, BACKUP_SIGNING_KEY: keys.text.signingKey, OFFSITE_S3_ENDPOINT: proxy.url, OFFSITE_S3_BUCKET: BUCKET, OFFSITE_S3_REGION: "us-east-1", OFFSITE_S3_ACCESS_KEY_ID: S3_ACCESS_KEY, OFFSITE_S3_SECRET_ACCESS_KEY: S3_SECRET_KEY },
+    });
+    const out = JSON.parse(r.stdout) as { success: boolean; backup: { key: string; sha256: string; size: number; offsite: unknown; warnings?: string[] } };
+    expect(out.success).toBe(true);
+    expect(out.backup.warnings).toBeUndefined();
+    expect(out.backup.offsite).toEqual({ verified: true, key: out.backup.key, endpointHost: config.endpointHost, bucket: BUCKET });
+    const got = await client.getObject(out.backup.key);
+    expect(await hashStream(got!.body)).toEqual({ size: out.backup.size, sha256: out.backup.sha256 });
+    const offManifest = JSON.parse((await client.getText(out.backup.key.replace(/\.sql\.gz$/, ".manifest.json")))!) as Manifest;
+    expect(await verifyManifestSignature(offManifest, keys.verifyKeys)).toEqual({ state: "valid", keyId: keys.text.keyId });
+
+    // The R2 manifest with its off-site record still restores from R2: the re-signed signature verifies.
+    const name = offManifest.name;
+    const file = path.join(tempDir("r2-restore"), "r2.db");
+    const restored = await runRestore({ source: { kind: "local", name, persistTo: platform.persistTo }, target: { kind: "sqlite", file }, verifyKeys: keys.verifyKeys, reporter: silentReporter() });
+    expect(restored.ok).toBe(true);
+    expect(JSON.stringify(restored)).toMatch(/Ed25519 signature by key/);
   });
 });
 
