@@ -11,6 +11,7 @@
 import { BackupError, parseAgeRecipients, parseLeaseTtl, parseSigningKey, tryLogActivity } from "../lib/backup";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
+import { offsiteStep, parseOffsiteConfig } from "../lib/offsite";
 
 export interface Env {
   DB?: D1Database;
@@ -23,6 +24,14 @@ export interface Env {
   BACKUP_LEASE_TTL_SECONDS?: string;
   /** Variable: age1… public keys every backup object is encrypted to (BACKUP_SETUP.md). Unset: plain gzip. */
   BACKUP_AGE_RECIPIENTS?: string;
+  /** The off-site copy (vars, and the secret key as a secret); none set: no off-site copy. */
+  OFFSITE_S3_ENDPOINT?: string;
+  OFFSITE_S3_BUCKET?: string;
+  OFFSITE_S3_REGION?: string;
+  OFFSITE_S3_ACCESS_KEY_ID?: string;
+  OFFSITE_S3_SECRET_ACCESS_KEY?: string;
+  OFFSITE_S3_PREFIX?: string;
+  OFFSITE_S3_PATH_STYLE?: string;
 }
 
 const BINDINGS = {
@@ -69,6 +78,8 @@ export default {
     const alertWebhook = parseAlertWebhook(env.ALERT_WEBHOOK_URL);
     const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
     const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
+    // A partial OFFSITE_S3_* set does not stop the backup: the run reports it as offsite_copy_failed and alerts.
+    const offsite = offsiteStep(parseOffsiteConfig((name) => (env as Record<string, unknown>)[name] as string | undefined));
     let bindings: { db: D1Database; bucket: R2Bucket };
     let leaseTtlMs: number | undefined;
     try {
@@ -90,7 +101,7 @@ export default {
     try {
       // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
       // which for a delayed or re-run trigger is not the scheduled time.
-      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key, leaseTtlMs, encryption: age.encryption });
+      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key, leaseTtlMs, encryption: age.encryption, offsite });
       console.log(
         `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
           `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,

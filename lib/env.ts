@@ -14,6 +14,8 @@ import { z } from "zod";
 import { parseAgeRecipients, parseLeaseTtl, parseSigningKey, type AgeEncryption, type SigningKey } from "./backup";
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
+import { offsiteStep, parseOffsiteConfig, type OffsiteSetting } from "./offsite";
+import type { OffsiteStep } from "./backup";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
 
 type RawEnv = Record<string, unknown>;
@@ -250,4 +252,25 @@ export function getAgeEncryption(): AgeEncryption | null {
   const parsed = once(env, "age", () => parseAgeRecipients(stringSetting(env, "BACKUP_AGE_RECIPIENTS")));
   if (parsed.problem) throw new BackupError("CONFIG_ERROR", parsed.problem);
   return parsed.encryption;
+}
+
+/**
+ * OFFSITE_S3_* (the secret key a Pages secret): where the off-site copy goes. Never throws: none
+ * set is off; a partial or bad set is reported by the backup run as offsite_copy_failed (the R2
+ * backup is made anyway), and by the health as attention.
+ */
+export function getOffsite(): OffsiteSetting {
+  const env = requestEnv();
+  return once(env, "offsite", () => parseOffsiteConfig((name) => stringSetting(env, name)));
+}
+
+/** OFFSITE_S3_* are set (even wrongly): health then expects a verified off-site copy of the newest backup. */
+export function isOffsiteConfigured(): boolean {
+  const { config, problem } = getOffsite();
+  return config !== null || problem !== null;
+}
+
+/** The off-site copy step for a backup run, or null when off-site copies are off. */
+export function getOffsiteStep(): OffsiteStep | null {
+  return offsiteStep(getOffsite());
 }

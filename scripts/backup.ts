@@ -3,6 +3,7 @@
 // inside workerd, as in production (lib/local/runner.ts).
 import { parseArgs } from "node:util";
 import { localSetting, startLocalWorker } from "../lib/local";
+import { OFFSITE_SETTINGS } from "../lib/offsite";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -24,6 +25,7 @@ async function main(): Promise<number> {
         "default state: .wrangler/state (what wrangler --local uses)",
         "signs the manifest with BACKUP_SIGNING_KEY (environment, else .dev.vars; npm run keys makes one); unset: unsigned",
         "encrypts the object to BACKUP_AGE_RECIPIENTS (age1… public keys; npm run keys -- --age makes one): database-….sql.gz.age",
+        "with OFFSITE_S3_* set (same sources), copies the backup (and any missing ones) to the off-site bucket and verifies it",
       ].join("\n"),
     );
     return 0;
@@ -34,7 +36,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const leaseTtlMs = ttl === undefined ? undefined : Number(ttl) * 1000;
-  const worker = await startLocalWorker({ persistTo: values["persist-to"], secrets: { BACKUP_SIGNING_KEY: localSetting("BACKUP_SIGNING_KEY"), BACKUP_AGE_RECIPIENTS: localSetting("BACKUP_AGE_RECIPIENTS") } });
+  const offsite = Object.fromEntries([...OFFSITE_SETTINGS, "OFFSITE_S3_PREFIX", "OFFSITE_S3_PATH_STYLE"].map((n) => [n, localSetting(n)]));
+  const worker = await startLocalWorker({ persistTo: values["persist-to"], secrets: { BACKUP_SIGNING_KEY: localSetting("BACKUP_SIGNING_KEY"), BACKUP_AGE_RECIPIENTS: localSetting("BACKUP_AGE_RECIPIENTS"), ...offsite } });
   try {
     if (values.latest) {
       const res = await worker.call<{ backups?: { key: string }[] }>("/list");

@@ -8,6 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { PROJECT_ROOT, WRANGLER_BIN, wranglerEnv } from "../lib/local";
+import { OFFSITE_SETTINGS, parseOffsiteConfig } from "../lib/offsite";
 import { parseCli } from "./cli-args";
 
 const USAGE = `
@@ -133,16 +134,34 @@ function main(): number {
     missing.push("CLERK_AUTHORIZED_PARTIES must be comma-separated origins like https://portal.example.com");
   }
 
+  // The off-site copy: all of OFFSITE_S3_* or none (a partial set makes every run's copy fail).
+  const offsite = parseOffsiteConfig(setting);
+  if (offsite.problem) missing.push(offsite.problem);
+  else if (!offsite.config) notes.push("OFFSITE_S3_* not set here: no off-site copy is configured locally (BACKUP_SETUP.md, off-site copy)");
+  /** The OFFSITE_S3_* secrets of one deployment: all or none. */
+  const offsiteSecrets = (where: string, names: string[]) => {
+    const set = OFFSITE_SETTINGS.filter((n) => names.includes(n));
+    if (set.length && set.length < OFFSITE_SETTINGS.length) {
+      missing.push(`${where} has only some off-site secrets: missing ${OFFSITE_SETTINGS.filter((n) => !names.includes(n)).join(", ")} (set all of them, or none)`);
+    } else if (!set.length) notes.push(`${where} has no OFFSITE_S3_* secrets: its backups get no off-site copy`);
+  };
+
   // 3. Secrets set in the account, when wrangler can ask.
   if (values.offline || !loggedIn()) {
     notes.push(`secrets in the account not checked (${values.offline ? "--offline" : "wrangler is not logged in: npx wrangler login, or CLOUDFLARE_API_TOKEN"})`);
   } else {
     const pagesSecrets = secretNames(["pages", "secret", "list", "--project-name", PAGES_PROJECT], root);
     if ("error" in pagesSecrets) missing.push(`could not list the Pages project's secrets: ${pagesSecrets.error}`);
-    else for (const s of PAGES_SECRETS) if (!pagesSecrets.names.includes(s)) missing.push(`Pages project ${PAGES_PROJECT} has no ${s} (npx wrangler pages secret put ${s} --project-name ${PAGES_PROJECT})`);
+    else {
+      for (const s of PAGES_SECRETS) if (!pagesSecrets.names.includes(s)) missing.push(`Pages project ${PAGES_PROJECT} has no ${s} (npx wrangler pages secret put ${s} --project-name ${PAGES_PROJECT})`);
+      offsiteSecrets(`Pages project ${PAGES_PROJECT}`, pagesSecrets.names);
+    }
     const workerSecrets = secretNames(["secret", "list", "--config", "functions/wrangler.toml"], root);
     if ("error" in workerSecrets) missing.push(`could not list the cron Worker's secrets: ${workerSecrets.error}`);
-    else if (!workerSecrets.names.includes("ALERT_WEBHOOK_URL")) notes.push("cron Worker has no ALERT_WEBHOOK_URL: failures are logged but nobody is told");
+    else {
+      if (!workerSecrets.names.includes("ALERT_WEBHOOK_URL")) notes.push("cron Worker has no ALERT_WEBHOOK_URL: failures are logged but nobody is told");
+      offsiteSecrets("cron Worker", workerSecrets.names);
+    }
   }
 
   for (const n of notes) console.log(`note: ${n}`);

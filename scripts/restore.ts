@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { parseVerifyKeys } from "../lib/backup";
 import { BackupError, errorMessage, isBackupError } from "../lib/errors";
 import { localSetting } from "../lib/local";
+import { OFFSITE_SETTINGS, parseOffsiteConfig } from "../lib/offsite";
 import { BUCKET_NAME as DEFAULT_BUCKET, DATABASE_NAME as DEFAULT_DATABASE } from "../lib/names";
 import {
   type BackupSource,
@@ -37,6 +38,8 @@ Backup (the source)
                             Cloudflare login or CLOUDFLARE_API_TOKEN); also makes a --database
                             target remote unless --local is given
   --bucket NAME             R2 bucket (default: ${DEFAULT_BUCKET})
+  --from-offsite            fetch from the off-site copy (OFFSITE_S3_*: environment, else .dev.vars);
+                            no Cloudflare access needed for the fetch
   --file FILE               a downloaded .sql.gz or .sql.gz.age (or plain .sql) instead of a bucket
   --manifest FILE           its manifest (default: <name>.manifest.json beside the file)
   --no-manifest             restore a file without its manifest: only the gzip and the end marker
@@ -106,6 +109,7 @@ Examples
   npm run restore -- database-2026-01-15-02-00-00 --table ticket_comments --where "ticket_id = 42" --out put-back.sql
   npm run restore -- --file ./database-2026-01-15-02-00-00.sql.gz --to-sqlite restored.db
   npm run restore -- database-2026-01-15-02-00-00 --identity age-key.txt --to-sqlite restored.db
+  npm run restore -- database-2026-01-15-02-00-00 --from-offsite --to-sqlite restored.db
   npm run backup -- --list          (the backups there are)`;
 
 /** Every option, for parseArgs and for the npm hint below. */
@@ -114,6 +118,7 @@ const OPTIONS = {
   manifest: { type: "string" },
   "no-manifest": { type: "boolean", default: false },
   remote: { type: "boolean", default: false },
+  "from-offsite": { type: "boolean", default: false },
   local: { type: "boolean", default: false },
   "source-persist-to": { type: "string" },
   bucket: { type: "string" },
@@ -195,7 +200,7 @@ async function ask(question: string): Promise<string> {
 
 type ParsedArgs = { options: Omit<RestoreOptions, "verifyKeys">; verifyKeyFile: string | undefined; identityFile: string | undefined; json: boolean; quiet: boolean };
 
-export function parseRestoreArgs(argv: string[]): ParsedArgs | "help" {
+export function parseRestoreArgs(argv: string[], setting: (name: string) => string | undefined = localSetting): ParsedArgs | "help" {
   let parsed: ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; options: typeof OPTIONS }>>;
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
@@ -209,7 +214,16 @@ export function parseRestoreArgs(argv: string[]): ParsedArgs | "help" {
   const name = positionals[0];
 
   let source: BackupSource;
-  if (values.file) {
+  if (values["from-offsite"]) {
+    if (values.file) throw invalid("--from-offsite fetches from the off-site bucket; --file restores a file already downloaded: one or the other");
+    if (!name) throw invalid("name the backup to restore from the off-site copy; see --help");
+    if (values.manifest || values["no-manifest"]) throw invalid("--manifest and --no-manifest go with --file");
+    if (values["source-persist-to"] || values.bucket) throw invalid("--source-persist-to and --bucket name an R2 source; --from-offsite reads OFFSITE_S3_*");
+    const { config, problem } = parseOffsiteConfig(setting);
+    if (problem) throw new BackupError("CONFIG_ERROR", problem);
+    if (!config) throw invalid(`--from-offsite needs ${OFFSITE_SETTINGS.join(", ")} (environment or .dev.vars; BACKUP_SETUP.md)`);
+    source = { kind: "offsite", name, config };
+  } else if (values.file) {
     if (values.remote && !values.database) throw invalid("--file restores a file from disk; --remote is for the bucket (or a --database target)");
     source = { kind: "file", file: values.file, manifestFile: values.manifest, name, noManifest: values["no-manifest"] };
   } else {

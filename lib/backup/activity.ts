@@ -11,6 +11,10 @@ export const BACKUP_ACTIONS = [
   "database_backup_failed",
   "scheduled_backup_completed",
   "scheduled_backup_failed",
+  // The off-site copy (lib/offsite) of a backup was written and read back / could not be; the R2
+  // backup is good either way, and the next run copies what is missing.
+  "offsite_copy_completed",
+  "offsite_copy_failed",
   "backup_cleanup_completed",
   "backup_cleanup_failed",
   "restoration_test_completed",

@@ -61,6 +61,8 @@ export interface BackupSummary {
   signature: { alg: string; keyId: string } | null;
   /** The age recipients the object is encrypted to (null: plain gzip). */
   encryption: AgeEncryption | null;
+  /** The off-site copy of this backup, when OFFSITE_S3_* are set (run.ts adds it after the copy). */
+  offsite?: { verified: boolean; key: string | null; endpointHost: string | null; bucket: string | null };
   warnings: string[];
 }
 

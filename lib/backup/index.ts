@@ -2,9 +2,11 @@
 export { backupDatabase } from "./backup";
 export {
   findNewestBackup,
+  isFutureDated,
   listBackups,
   readManifest,
   scanListing,
+  type BackupEntry,
   type BackupListing,
   type BackupScan,
   type IncompleteEntry,
@@ -20,7 +22,8 @@ export {
   parseAgeRecipients,
   type AgeEncryption,
 } from "./encryption";
-export { parseManifest, type Manifest } from "./manifest";
+export { hasVerifiedOffsite, parseManifest, type Manifest } from "./manifest";
+export { createSha256 } from "./hash";
 export { activityInsertSql, BACKUP_ACTIONS, parseDetails, tryLogActivity, type BackupAction } from "./activity";
 export { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpStats } from "./dump";
 export { readSchema } from "./schema";
@@ -36,6 +39,6 @@ export {
 } from "./signature";
 export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
-export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } from "./run";
+export { runBackup, runCleanup, runScheduledBackup, type OffsiteStep, type ScheduledRunResult } from "./run";
 export { type RetentionPolicy } from "./retention";
 export { parseLeaseTtl, readBackupLock, type RunningLock } from "./lock";

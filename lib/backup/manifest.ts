@@ -54,12 +54,22 @@ export const manifestSchema = z.object({
   // Who can decrypt the object (public keys only). Optional: manifests from before encryption lack
   // it and count as unencrypted; it must agree with object.contentEncoding (checked below).
   encryption: z.object({ scheme: z.literal("age"), recipients: z.array(z.string()).min(1) }).nullable().optional(),
+  // Where the off-site copy is (lib/offsite), written after it was read back and its sha256 matched
+  // object.sha256; re-signed with it. Optional: backups without a copy, and older manifests, lack it.
+  offsite: z
+    .object({ endpointHost: z.string(), bucket: z.string(), key: z.string(), manifestKey: z.string(), sha256: sha, verifiedAt: z.string() })
+    .optional(),
   // Ed25519 over the rest of the manifest (signature.ts); null: made without BACKUP_SIGNING_KEY.
   // Optional so that manifests from before signing still parse (and count as unsigned).
   signature: z.object({ alg: z.literal("Ed25519"), keyId: z.string(), sig: z.string() }).nullable().optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
+
+/** The manifest records an off-site copy whose read-back matched this backup's object. */
+export function hasVerifiedOffsite(manifest: Manifest): boolean {
+  return !!manifest.offsite && manifest.offsite.sha256 === manifest.object.sha256;
+}
 
 /** Parses manifest JSON, refusing other formats and newer versions with a clear message. */
 export function parseManifest(text: string, source = "manifest"): Manifest {

@@ -4,6 +4,7 @@ import { BackupError, isBackupError } from "../errors";
 import type { BackupListing } from "./list";
 import type { CleanupResult } from "./retention";
 import { parseBackupKey } from "./keys";
+import { hasVerifiedOffsite } from "./manifest";
 import { formatBytes } from "./units";
 
 export function backupResponse(s: BackupSummary) {
@@ -22,6 +23,7 @@ export function backupResponse(s: BackupSummary) {
       signature: s.signature,
       // Public keys only: who can decrypt the object (null: plain gzip).
       encryption: s.encryption ? { scheme: s.encryption.scheme, recipients: s.encryption.recipients } : null,
+      ...(s.offsite ? { offsite: s.offsite } : {}),
       ...(s.warnings.length ? { warnings: s.warnings } : {}),
     },
   };
@@ -49,6 +51,10 @@ export function listResponse(listing: BackupListing) {
         signature: b.manifest.signature ? { alg: b.manifest.signature.alg, key_id: b.manifest.signature.keyId } : null,
         content_encoding: b.manifest.object.contentEncoding,
         encryption: b.manifest.encryption ?? null,
+        // Where the verified off-site copy is (lib/offsite); null: none recorded.
+        offsite: hasVerifiedOffsite(b.manifest)
+          ? { endpoint_host: b.manifest.offsite!.endpointHost, bucket: b.manifest.offsite!.bucket, key: b.manifest.offsite!.key, verified_at: b.manifest.offsite!.verifiedAt }
+          : null,
       },
     })),
     total: listing.backups.length,

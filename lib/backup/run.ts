@@ -9,6 +9,7 @@ import { BackupError, errorMessage, isBackupError } from "../errors";
 import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
 import { backupNameFor } from "./keys";
 import { withBackupLock, type Lease, type LeaseOperation } from "./lock";
+import type { OffsiteCopyReport } from "../offsite";
 import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
 
 interface Bindings {
@@ -24,6 +25,52 @@ interface Bindings {
 type Signing = { signingKey?: SigningKey | null };
 /** BACKUP_AGE_RECIPIENTS as the entry point parsed it (null: objects are plain gzip). */
 type Encryption = { encryption?: AgeEncryption | null };
+
+/**
+ * The off-site copy (lib/offsite offsiteStep), bound by the entry point to its parsed OFFSITE_S3_*.
+ * It runs right after the backup is sealed, under the same lease, and never throws: a failed copy
+ * is logged and reported, the R2 backup stays good.
+ */
+export type OffsiteStep = (ctx: {
+  bucket: R2Bucket;
+  db: D1Database;
+  signingKey: SigningKey | null;
+  newest: string;
+  actor: string | null;
+  now: Date;
+  heartbeat: () => Promise<void>;
+}) => Promise<OffsiteCopyReport>;
+
+type Offsite = { offsite?: OffsiteStep | null };
+
+async function copyOffsite(
+  step: OffsiteStep | null | undefined,
+  ctx: { bucket: R2Bucket; db: D1Database; lease: Lease; signingKey?: SigningKey | null; actor?: string | null; now: Date },
+  backup: BackupResult,
+): Promise<OffsiteCopyReport | null> {
+  if (!step) return null;
+  const { lease } = ctx;
+  const report = await step({
+    bucket: ctx.bucket,
+    db: ctx.db,
+    signingKey: ctx.signingKey ?? null,
+    newest: backup.summary.name,
+    actor: ctx.actor ?? null,
+    now: ctx.now,
+    heartbeat: async () => {
+      lease.assertHeld();
+      await lease.renewIfDue();
+    },
+  });
+  if (!report.configured) return report;
+  backup.summary.warnings.push(...report.warnings);
+  const mine = report.copied.find((c) => c.name === backup.summary.name);
+  if (mine) backup.manifest = mine.manifest;
+  backup.summary.offsite = mine
+    ? { verified: true, key: mine.offsite.key, endpointHost: mine.offsite.endpointHost, bucket: mine.offsite.bucket }
+    : { verified: false, key: null, endpointHost: null, bucket: null };
+  return report;
+}
 
 function lockOwner(trigger: BackupTrigger, actor?: string | null): string {
   return actor ? `${trigger}:${actor}` : trigger;
@@ -60,29 +107,34 @@ function describeRecovery(r: InterruptedRunReport): string {
 }
 
 export async function runBackup(
-  opts: Bindings & Signing & Encryption & { now?: Date; actor?: string | null; trigger: BackupTrigger },
-): Promise<BackupResult> {
+  opts: Bindings & Signing & Encryption & Offsite & { now?: Date; actor?: string | null; trigger: BackupTrigger },
+): Promise<BackupResult & { offsite: OffsiteCopyReport | null }> {
   const now = opts.now ?? new Date();
   return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
     const result = await backupDatabase({ db, bucket, now, actor: opts.actor, trigger: opts.trigger, ownWrites: lease, signingKey: opts.signingKey, encryption: opts.encryption });
     result.summary.warnings.unshift(...warnings);
-    return result;
+    const offsite = await copyOffsite(opts.offsite, { bucket, db, lease, signingKey: opts.signingKey, actor: opts.actor, now }, result);
+    return { ...result, offsite };
   });
 }
 
 export interface ScheduledRunResult {
   backup: BackupResult;
   cleanup: CleanupResult;
+  /** The off-site copy's report (null: no step given, or OFFSITE_S3_* not set). */
+  offsite: OffsiteCopyReport | null;
 }
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
-export async function runScheduledBackup(opts: Bindings & Signing & Encryption & { now?: Date }): Promise<ScheduledRunResult> {
+export async function runScheduledBackup(opts: Bindings & Signing & Encryption & Offsite & { now?: Date }): Promise<ScheduledRunResult> {
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
     return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
       backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease, signingKey: opts.signingKey, encryption: opts.encryption });
       backup.summary.warnings.unshift(...warnings);
+      // Before retention: the copy is what the newest backups are kept for.
+      const offsite = await copyOffsite(opts.offsite, { bucket, db, lease, signingKey: opts.signingKey, actor: null, now }, backup);
       const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
       const { summary } = backup;
       const warning = await tryLogActivity(db, {
@@ -94,10 +146,11 @@ export async function runScheduledBackup(opts: Bindings & Signing & Encryption &
           rows: summary.totalRows,
           deleted: cleanup.deleted,
           incompleteDeleted: cleanup.incompleteDeleted,
+          ...(offsite?.configured ? { offsite: backup.summary.offsite?.verified ? "verified" : "failed" } : {}),
         },
       });
       if (warning) backup.summary.warnings.push(warning);
-      return { backup, cleanup };
+      return { backup, cleanup, offsite: offsite?.configured ? offsite : null };
     });
   } catch (e) {
     const { db } = opts;

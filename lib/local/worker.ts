@@ -18,6 +18,7 @@ import {
   runBackup,
   type DumpStats,
 } from "../backup";
+import { offsiteStep, parseOffsiteConfig } from "../offsite";
 import { quoteIdent } from "../sql";
 
 interface Env {
@@ -27,6 +28,8 @@ interface Env {
   BACKUP_SIGNING_KEY?: string;
   /** Likewise BACKUP_AGE_RECIPIENTS: age1… public keys to encrypt the object to. */
   BACKUP_AGE_RECIPIENTS?: string;
+  /** OFFSITE_S3_*, handed over the same way (scripts/backup.ts). */
+  [offsite: `OFFSITE_S3_${string}`]: string | undefined;
 }
 
 export default {
@@ -41,14 +44,23 @@ export default {
         const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
         if (age.problem) throw new BackupError("CONFIG_ERROR", age.problem);
         const encryption = age.encryption;
-        const body = (await request.json().catch(() => ({}))) as { now?: string; dump?: Record<string, number>; leaseTtlMs?: number };
+        const body = (await request.json().catch(() => ({}))) as {
+          now?: string;
+          dump?: Record<string, number>;
+          leaseTtlMs?: number;
+          /** Test knob: a multipart part size below S3's 5 MiB against a local S3 server. */
+          offsitePartSizeBytes?: number;
+        };
+        const offsite = offsiteStep(parseOffsiteConfig((name) => env[name as `OFFSITE_S3_${string}`]), {
+          client: body.offsitePartSizeBytes ? { partSizeBytes: body.offsitePartSizeBytes } : undefined,
+        });
         const now = body.now ? new Date(body.now) : undefined;
         const leaseTtlMs = body.leaseTtlMs;
         // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
         // like every other entry point, so the CLI never collides with the nightly run.
         const { summary, manifest } = body.dump
           ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey, encryption })
-          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey, encryption });
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey, encryption, offsite });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "POST" && url.pathname === "/profile") {

@@ -8,7 +8,8 @@ import { formatBytes } from "../backup";
 import { DATABASE_NAME } from "../names";
 import type { BackupHealth } from "./health";
 
-export type AlertKind = "backup_failed" | "backup_stale";
+// offsite_copy_failed: the backup was made and is good in R2, its off-site copy failed (lib/offsite).
+export type AlertKind = "backup_failed" | "backup_stale" | "offsite_copy_failed";
 
 export interface AlertInput {
   kind: AlertKind;
@@ -68,18 +69,21 @@ function utc(d: Date | string): string {
 export function buildAlertPayload(alert: AlertInput): AlertPayload {
   const { health } = alert;
   const failed = alert.kind === "backup_failed";
+  const offsite = alert.kind === "offsite_copy_failed";
   const reason = alert.reason ? slackEscape(clip(alert.reason.trim(), MAX_REASON)) : null;
   const last = health?.lastSuccess ?? null;
 
-  const title = failed ? "D1 backup FAILED" : "D1 backups were STALE";
-  const headline = failed
+  const title = failed ? "D1 backup FAILED" : offsite ? "D1 backup: off-site copy FAILED" : "D1 backups were STALE";
+  const headline = offsite
+    ? `:warning: *${title}*: the ${utc(alert.at)} backup of ${DATABASE_NAME} is good in R2, but copying it to the off-site bucket failed; the next run tries again.`
+    : failed
     ? `:rotating_light: *${title}*: the nightly backup of ${DATABASE_NAME} failed at ${utc(alert.at)}` +
       (alert.stage === "cleanup" ? " (the backup itself was made; retention cleanup failed after it)." : ".")
     : `:warning: *${title}*: at the ${utc(alert.at)} run, the newest complete backup was older than ` +
       `${health?.staleAfterHours ?? 26} h: at least one nightly backup is missing.`;
 
   const what: string[] = [];
-  if (reason) what.push(`*${failed ? "Reason" : "Why"}:* ${reason}`);
+  if (reason) what.push(`*${failed || offsite ? "Reason" : "Why"}:* ${reason}`);
   const tags = [alert.stage ? `stage ${slackEscape(alert.stage)}` : null, alert.code ? `code ${slackEscape(alert.code)}` : null].filter(Boolean);
   if (tags.length) what.push(`*Where:* ${tags.join(", ")}`);
   if (!failed && alert.newBackup) {
@@ -90,7 +94,7 @@ export function buildAlertPayload(alert: AlertInput): AlertPayload {
     );
   }
 
-  const lastLabel = failed ? "Last good backup" : "Newest backup before this run";
+  const lastLabel = failed || offsite ? "Last good backup" : "Newest backup before this run";
   let lastLine: string;
   if (last) {
     lastLine =
@@ -105,7 +109,13 @@ export function buildAlertPayload(alert: AlertInput): AlertPayload {
     ? `*Status:* ${health.status} (${slackEscape(health.summary)}); next scheduled run ${utc(health.nextScheduledRun)}.`
     : null;
 
-  const todo = failed
+  const todo = offsite
+    ? [
+        "1. Check the off-site settings and key: OFFSITE_S3_* of the cron Worker and the Pages project (BACKUP_SETUP.md, off-site copy), and that the bucket exists and the key may write and read it.",
+        "2. Nothing is lost: the backup is in R2. The next run copies every backup still missing off-site (a few per run, newest first); the dashboard shows off-site ✗ until then.",
+        "3. To test the fix now: `npm run preflight`, then a manual backup (`POST /api/admin/backup`) and check the off-site column.",
+      ]
+    : failed
     ? [
         "1. Find the cause: `npx wrangler tail --config functions/wrangler.toml` during a run, the Worker's logs in the Cloudflare dashboard, or the backup activity in the admin dashboard (activity_log).",
         "2. Once fixed, take a manual backup now rather than waiting for 02:00 UTC: `POST /api/admin/backup` as an admin (BACKUP_SETUP.md §6), and check it is listed with a manifest.",

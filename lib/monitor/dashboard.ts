@@ -4,6 +4,7 @@
 import {
   BACKUP_ACTIONS,
   BackupError,
+  hasVerifiedOffsite,
   listBackups,
   parseDetails,
   readBackupLock,
@@ -145,12 +146,14 @@ export interface StatusOptions {
   bucket: R2Bucket;
   now?: Date;
   listing?: BackupListing;
+  /** OFFSITE_S3_* are set (health: attention when the newest backup has no verified off-site copy). */
+  offsiteConfigured?: boolean;
 }
 
 export async function getBackupStatus(opts: StatusOptions): Promise<BackupStatus> {
   const now = opts.now ?? new Date();
   const [health, lease] = await Promise.all([
-    getBackupHealth({ db: opts.db, bucket: opts.bucket, now, listing: opts.listing }),
+    getBackupHealth({ db: opts.db, bucket: opts.bucket, now, listing: opts.listing, offsiteConfigured: opts.offsiteConfigured }),
     readBackupLock(opts.db, now),
   ]);
   return { health, running: lease?.state === "running" ? lease : null, interrupted: lease?.state === "interrupted" ? lease : null };
@@ -181,6 +184,13 @@ export interface DashboardBackup {
   signedBy: string | null;
   /** The object is an age file (`.sql.gz.age`): restoring it needs the age identity. */
   encrypted: boolean;
+  /**
+   * The off-site copy as the manifest records it: verified (read back, sha256 equal), missing, or
+   * not-configured (OFFSITE_S3_* unset). R2 is always there: the listing holds only complete R2 backups.
+   */
+  offsite: "verified" | "missing" | "not-configured";
+  /** Where the verified copy is (endpoint host / bucket / key), when there is one. */
+  offsiteAt: string | null;
 }
 
 /** Whether D1 answered; when it did not, everything D1 holds (activity, lock, last run) is absent. */
@@ -197,6 +207,7 @@ export interface Dashboard extends BackupStatus {
   activity: ActivityPage;
   /** Sizes of the backups of the last 30 days, oldest first. */
   sizes: SizePoint[];
+  offsiteConfigured: boolean;
 }
 
 export interface DashboardOptions {
@@ -205,6 +216,7 @@ export interface DashboardOptions {
   now?: Date;
   /** Activity page: limit 1..100 (default 20), offset >= 0; digit strings accepted (query strings). */
   activity?: { limit?: number | string; offset?: number | string };
+  offsiteConfigured?: boolean;
 }
 
 const EMPTY_ACTIVITY = (opts: DashboardOptions["activity"]): ActivityPage => ({
@@ -223,13 +235,13 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
   let database: DatabaseState = { available: true };
   try {
     [status, activity] = await Promise.all([
-      getBackupStatus({ db: opts.db, bucket: opts.bucket, now, listing }),
+      getBackupStatus({ db: opts.db, bucket: opts.bucket, now, listing, offsiteConfigured: opts.offsiteConfigured }),
       recentBackupActivity(opts.db, opts.activity),
     ]);
   } catch (e) {
     // Only D1's own failures are "unavailable"; a bad activity page is still the caller's error.
     if (!(e instanceof BackupError) || e.code !== "DATABASE_ERROR") throw e;
-    status = { health: healthOf(listing, null, now), running: null, interrupted: null };
+    status = { health: healthOf(listing, null, now, opts.offsiteConfigured), running: null, interrupted: null };
     activity = EMPTY_ACTIVITY(opts.activity);
     database = { available: false, code: e.code, reason: e.message };
   }
@@ -251,7 +263,10 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
       durationMs: b.manifest.durationMs,
       signedBy: b.manifest.signature?.keyId ?? null,
       encrypted: b.manifest.object.contentEncoding === "age+gzip",
+      offsite: !opts.offsiteConfigured ? "not-configured" : hasVerifiedOffsite(b.manifest) ? "verified" : "missing",
+      offsiteAt: hasVerifiedOffsite(b.manifest) ? `${b.manifest.offsite!.endpointHost}/${b.manifest.offsite!.bucket}/${b.manifest.offsite!.key}` : null,
     })),
+    offsiteConfigured: opts.offsiteConfigured ?? false,
     incomplete: listing.incomplete,
     activity,
     sizes: backupSizeSeries(listing, now),

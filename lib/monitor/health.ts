@@ -7,6 +7,7 @@
 import {
   BackupError,
   findNewestBackup,
+  hasVerifiedOffsite,
   listBackups,
   parseDetails,
   readBackupLock,
@@ -39,7 +40,9 @@ export const DAY_MS = 24 * HOUR_MS;
  *   nothing below is found.
  * - attention (amber): all is ok for restoring today, but something needs a person soon: a backup
  *   dated in the future (a clock fault; it is never deleted or counted as newest), leftovers of
- *   interrupted runs older than a day (retention is not removing them), an interrupted cleanup.
+ *   interrupted runs older than a day (retention is not removing them), an interrupted cleanup,
+ *   and, with OFFSITE_S3_* set, a newest backup without a verified off-site copy (R2 holds it,
+ *   but losing the bucket would lose it: the next run copies it).
  * - failing (red): the newest backup run failed and no complete backup is newer; or the newest
  *   backup fails verification (object missing, size or sha256 not its manifest's); or the newest
  *   restoration test failed; or a backup run died holding its lease (interrupted).
@@ -48,7 +51,7 @@ export const DAY_MS = 24 * HOUR_MS;
  */
 export type HealthStatus = "ok" | "attention" | "stale" | "failing" | "never";
 
-export type HealthIssueCode = "DAMAGED_BACKUP" | "RESTORATION_TEST_FAILED" | "INTERRUPTED_RUN" | "FUTURE_BACKUP" | "OLD_LEFTOVERS";
+export type HealthIssueCode = "DAMAGED_BACKUP" | "RESTORATION_TEST_FAILED" | "INTERRUPTED_RUN" | "FUTURE_BACKUP" | "OLD_LEFTOVERS" | "NO_OFFSITE_COPY";
 
 /** Something found beside the newest backup's age and the last run; red ones make health failing, amber ones attention. */
 export interface HealthIssue {
@@ -206,11 +209,21 @@ export interface LastRestorationTest {
  * health and the cheap public one pass the same facts from different reads.
  */
 export function healthIssues(facts: {
-  scan: Pick<BackupScan, "damaged" | "future" | "oldLeftovers">;
+  scan: Pick<BackupScan, "damaged" | "future" | "oldLeftovers"> & Partial<Pick<BackupScan, "newest">>;
   lastRestorationTest: LastRestorationTest | null;
   lease: RunningLock | null;
+  /** OFFSITE_S3_* are set: the newest backup should have a verified off-site copy. */
+  offsiteConfigured?: boolean;
 }): HealthIssue[] {
   const issues: HealthIssue[] = [];
+  const newest = facts.scan.newest;
+  if (facts.offsiteConfigured && newest && !hasVerifiedOffsite(newest.manifest)) {
+    issues.push({
+      code: "NO_OFFSITE_COPY",
+      severity: "amber",
+      message: `the newest backup ${newest.name} has no verified off-site copy (see offsite_copy_failed in the activity; the next run copies it)`,
+    });
+  }
   const { scan, lease, lastRestorationTest: test } = facts;
   if (scan.damaged.length) {
     const d = scan.damaged[0];
@@ -320,24 +333,26 @@ export interface HealthOptions {
   now?: Date;
   /** A listing already made for the same request (the dashboard lists anyway); saves an R2 list. */
   listing?: BackupListing;
+  /** OFFSITE_S3_* are set (lib/env.ts getOffsite): a newest backup without a verified copy is attention. */
+  offsiteConfigured?: boolean;
 }
 
 /** Health from R2 (what can be restored) and activity_log (how the newest run ended). */
 export async function getBackupHealth(opts: HealthOptions): Promise<BackupHealth> {
   const now = opts.now ?? new Date();
   const [listing, facts] = await Promise.all([opts.listing ?? listBackups(opts.bucket), d1Facts(opts.db, now)]);
-  return healthOf(listing, facts, now);
+  return healthOf(listing, facts, now, opts.offsiteConfigured);
 }
 
 /**
  * The rule applied to a listing and what D1 said; `d1` null when D1 is unavailable: then there is
  * no last run, test or lease, and the summary says the health comes from R2 alone.
  */
-export function healthOf(listing: BackupListing, d1: Awaited<ReturnType<typeof d1Facts>> | null, now: Date): BackupHealth {
+export function healthOf(listing: BackupListing, d1: Awaited<ReturnType<typeof d1Facts>> | null, now: Date, offsiteConfigured = false): BackupHealth {
   const scan = scanListing(listing, now);
   const newest = scan.newest;
   const lastRun = d1?.lastRun ?? null;
-  const issues = healthIssues({ scan, lastRestorationTest: d1?.test ?? null, lease: d1?.lease ?? null });
+  const issues = healthIssues({ scan, lastRestorationTest: d1?.test ?? null, lease: d1?.lease ?? null, offsiteConfigured });
   const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun, issues }, now);
   return {
     status: assessment.status,
@@ -388,10 +403,10 @@ export function publicHealth(health: { status: HealthStatus; lastSuccess: Pick<L
  * listing, usually one manifest read, three small D1 reads): anyone can call it, so it must not
  * read every manifest the way the admin health does. Same rule, same answer as getBackupHealth.
  */
-export async function getPublicHealth(opts: { db: D1Database; bucket: R2Bucket; now?: Date }): Promise<PublicHealth> {
+export async function getPublicHealth(opts: { db: D1Database; bucket: R2Bucket; now?: Date; offsiteConfigured?: boolean }): Promise<PublicHealth> {
   const now = opts.now ?? new Date();
   const [scan, { lastRun, test, lease }] = await Promise.all([findNewestBackup(opts.bucket, now), d1Facts(opts.db, now)]);
-  const issues = healthIssues({ scan, lastRestorationTest: test, lease });
+  const issues = healthIssues({ scan, lastRestorationTest: test, lease, offsiteConfigured: opts.offsiteConfigured });
   const a = assessHealth({ newestBackupAt: scan.newest?.manifest.createdAt ?? null, lastRun, issues }, now);
   return publicHealth({ status: a.status, lastSuccess: a.ageHours === null ? null : { ageHours: a.ageHours } });
 }
@@ -403,7 +418,7 @@ export async function getPublicHealth(opts: { db: D1Database; bucket: R2Bucket; 
  */
 export function publicHealthCache(clock: () => number = Date.now) {
   let memo: { at: number; value: Promise<PublicHealth> } | null = null;
-  return (opts: { db: D1Database; bucket: R2Bucket }, ttlMs: number): Promise<PublicHealth> => {
+  return (opts: { db: D1Database; bucket: R2Bucket; offsiteConfigured?: boolean }, ttlMs: number): Promise<PublicHealth> => {
     const now = clock();
     if (memo && now - memo.at < ttlMs) return memo.value;
     const entry = { at: now, value: getPublicHealth(opts) };

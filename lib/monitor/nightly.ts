@@ -18,7 +18,7 @@
 // Alerts never change the outcome: a failure is rethrown as it was, whatever the delivery did, and
 // every delivery is recorded in activity_log (backup_alert_sent / backup_alert_failed) with the
 // webhook's host only: the URL is a secret.
-import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type AgeEncryption, type ScheduledRunResult, type SigningKey } from "../backup";
+import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type AgeEncryption, type OffsiteStep, type ScheduledRunResult, type SigningKey } from "../backup";
 import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
 import { getBackupHealth, STALE_AFTER_HOURS, type BackupHealth } from "./health";
 
@@ -98,9 +98,9 @@ async function deliver(db: D1Database | null, webhook: AlertWebhook, input: Aler
   return outcome;
 }
 
-async function healthOrError(db: D1Database, bucket: R2Bucket, now: Date): Promise<{ health: BackupHealth | null; error?: string }> {
+async function healthOrError(db: D1Database, bucket: R2Bucket, now: Date, offsiteConfigured = false): Promise<{ health: BackupHealth | null; error?: string }> {
   try {
-    return { health: await getBackupHealth({ db, bucket, now }) };
+    return { health: await getBackupHealth({ db, bucket, now, offsiteConfigured }) };
   } catch (e) {
     return { health: null, error: errorMessage(e) };
   }
@@ -161,9 +161,13 @@ export interface NightlyOptions extends DeliveryOptions {
   leaseTtlMs?: number;
   /** BACKUP_AGE_RECIPIENTS as parsed by the entry point; null: the object is plain gzip. */
   encryption?: AgeEncryption | null;
+  /** The off-site copy step (lib/offsite offsiteStep) bound to the entry point's OFFSITE_S3_*; null: off. */
+  offsite?: OffsiteStep | null;
 }
 
 export interface NightlyResult extends ScheduledRunResult {
+  /** The offsite_copy_failed alert, when the off-site copy failed (the backup itself succeeded). */
+  offsiteAlert: AlertOutcome | null;
   /** Why backups had been missing when the run started (staleAtCronTime), or null. */
   staleBeforeRun: string | null;
   /** The backup_stale alert sent for it, or null (not stale, or alerts off). */
@@ -196,7 +200,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
 
   let result: ScheduledRunResult;
   try {
-    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey, leaseTtlMs: opts.leaseTtlMs, encryption: opts.encryption });
+    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey, leaseTtlMs: opts.leaseTtlMs, encryption: opts.encryption, offsite: opts.offsite });
   } catch (e) {
     await alertNightlyFailure({ ...opts, db, bucket, alertWebhook: webhook, error: e, now });
     throw e;
@@ -212,8 +216,19 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
       opts,
     );
   }
+  let offsiteAlert: AlertOutcome | null = null;
+  const failedCopy = result.offsite?.failed;
+  if (failedCopy && alertsOn(webhook)) {
+    const { health, error: healthError } = await healthOrError(db, bucket, now, true);
+    offsiteAlert = await deliver(
+      db,
+      webhook,
+      { kind: "offsite_copy_failed", reason: failedCopy.reason, code: failedCopy.code, stage: "offsite", health, healthError, at: now },
+      opts,
+    );
+  }
   if (webhook.problem) {
-    if (!alert) {
+    if (!alert && !offsiteAlert) {
       await tryLogActivity(db, {
         action: "backup_alert_failed",
         entityId: result.backup.summary.key,
@@ -227,5 +242,5 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
       { details: { problems: [webhook.problem], backup: result.backup.summary.key } },
     );
   }
-  return { ...result, staleBeforeRun, alert };
+  return { ...result, staleBeforeRun, alert, offsiteAlert };
 }

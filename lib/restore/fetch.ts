@@ -8,6 +8,7 @@ import path from "node:path";
 import { allObjectKeysFor, BackupError, errorMessage, formatBytes, keysFor, objectFileName, parseBackupName } from "../backup";
 import { openLocalPlatform } from "../local";
 import { BUCKET_NAME } from "../names";
+import { OffsiteClient, offsiteKeyFor, type OffsiteConfig } from "../offsite";
 import { cleanToolOutput, fileExists, wrangler, wranglerCommand } from "./exec";
 import type { Reporter } from "./progress";
 
@@ -18,6 +19,9 @@ export type BackupSource =
   /** The real bucket, through wrangler (needs a Cloudflare login or API token). */
   | { kind: "remote"; name: string; bucket?: string }
   /** A `.sql.gz`, `.sql.gz.age` or plain `.sql` file on disk, with its manifest (default: beside it). */
+  /** The off-site copy (OFFSITE_S3_*), read over S3 with no Cloudflare at all. */
+  | { kind: "offsite"; name: string; config: OffsiteConfig }
+  /** A `.sql.gz` or plain `.sql` file on disk, with its manifest (default: beside it). */
   | { kind: "file"; file: string; manifestFile?: string; name?: string; noManifest?: boolean };
 
 export interface FetchedBackup {
@@ -92,6 +96,7 @@ export async function fetchBackup(source: BackupSource, workDir: string, reporte
       `"${source.name}" is not a backup name: expected database-YYYY-MM-DD-HH-MM-SS, database-….sql.gz or backups/database-….sql.gz`,
     );
   }
+  if (source.kind === "offsite") return fromOffsite(name, source.config, workDir, reporter);
   return source.kind === "local" ? fromLocalR2(name, source, workDir, reporter) : fromRemote(name, source, workDir, reporter);
 }
 
@@ -146,6 +151,60 @@ async function fromLocalR2(
   } finally {
     await platform.dispose();
   }
+}
+
+/** Streams a body to a file, hashing it on the way (never held in memory). */
+async function download(body: AsyncIterable<Uint8Array>, file: string, total: number, reporter: Reporter): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const out = fs.createWriteStream(file);
+  try {
+    for await (const chunk of body) {
+      hash.update(chunk);
+      size += chunk.length;
+      if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
+      reporter.progress(`downloaded ${formatBytes(size)}${Number.isFinite(total) ? ` of ${formatBytes(total)}` : ""}`);
+    }
+  } finally {
+    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+  }
+  return { size, sha256: hash.digest("hex") };
+}
+
+async function fromOffsite(name: string, config: OffsiteConfig, workDir: string, reporter: Reporter): Promise<FetchedBackup> {
+  const keys = keysFor(name);
+  const client = new OffsiteClient(config);
+  const where = `the off-site bucket ${client.where}`;
+  const manifestKey = offsiteKeyFor(config, keys.manifest);
+  const hint = "the dashboard's off-site column shows which backups have a verified copy";
+  const manifestText = await client.getText(manifestKey);
+  if (manifestText === null) {
+    const heads = await Promise.all(allObjectKeysFor(name).objects.map((k) => client.headObject(offsiteKeyFor(config, k))));
+    const head = heads.some(Boolean);
+    throw new BackupError(
+      "NOT_FOUND",
+      `missing manifest: ${manifestKey} was not found in ${where}` +
+        (head ? ", but the backup object exists: its copy is incomplete (the run that copied it failed before the manifest); pick another backup" : `, and there is no backup object either: no such backup there (${hint})`),
+      { details: { check: "manifest-present", name, key: manifestKey } },
+    );
+  }
+  // Plain or age form, as the manifest says (verifyBackup checks the manifest itself).
+  const r2Key = objectKeyOf(name, manifestText);
+  const objectKey = offsiteKeyFor(config, r2Key);
+  const obj = await client.getObject(objectKey);
+  if (!obj) throw new BackupError("NOT_FOUND", `backup object ${objectKey} was not found in ${where} (${hint})`, { details: { check: "object-present", name, key: objectKey } });
+  const objectFile = path.join(workDir, objectFileName(r2Key));
+  const objectHash = await download(obj.body as unknown as AsyncIterable<Uint8Array>, objectFile, obj.size, reporter);
+  return {
+    name,
+    origin: where,
+    key: objectKey,
+    objectFile,
+    plainFile: null,
+    objectHash,
+    manifestText,
+    manifestOrigin: `${manifestKey} in ${where}`,
+  };
 }
 
 /** `wrangler r2 object get BUCKET/KEY --remote --file F`, with a NOT_FOUND for a missing key. */

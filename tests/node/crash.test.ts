@@ -53,10 +53,9 @@ type Dead = { name: string; uploads: { key: string; uploadId: string }[] };
 
 /** Polls the lease until the run has an open multipart upload recorded: it is mid-upload. */
 async function waitMidUpload(running: () => boolean): Promise<Dead> {
-  let row: LeaseRow | null = null;
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline && running()) {
-    row = leaseRow();
+    const row = leaseRow();
     if (row?.state && JSON.parse(row.state).uploads.length > 0) return JSON.parse(row.state) as Dead;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -6,7 +6,7 @@ import Link from "next/link";
 import { z } from "zod";
 import { requireAdmin } from "../../../lib/auth";
 import { activitySummary, BackupError, errorResponse, formatBytes } from "../../../lib/backup";
-import { getBindings } from "../../../lib/env";
+import { getBindings, isOffsiteConfigured } from "../../../lib/env";
 import { DATABASE_NAME } from "../../../lib/names";
 import { type BackupHealth, type Dashboard, getDashboard, type SizePoint } from "../../../lib/monitor";
 import { BackupNowButton, CleanupButton, CopyButton } from "./actions";
@@ -213,6 +213,7 @@ function BackupsTable({ backups, chosen }: { backups: Dashboard["backups"]; chos
           <th style={num}>Rows</th>
           <th style={cell}>Checksum</th>
           <th style={cell}>Signature</th>
+          <th style={cell}>Copies</th>
           <th style={cell}>Files</th>
         </tr>
       </thead>
@@ -244,6 +245,21 @@ function BackupsTable({ backups, chosen }: { backups: Dashboard["backups"]; chos
               ) : (
                 <span style={{ color: "#b71c1c" }} title="made without BACKUP_SIGNING_KEY: a restore needs --allow-unsigned">
                   unsigned
+                </span>
+              )}
+            </td>
+            <td style={cell} data-label="Copies" data-testid="backup-copies" data-offsite={b.offsite}>
+              R2 ✓
+              <br />
+              {b.offsite === "verified" ? (
+                <span title={`read back and checked: ${b.offsiteAt}`}>off-site ✓</span>
+              ) : b.offsite === "missing" ? (
+                <span style={{ color: "#b71c1c" }} title="no verified off-site copy yet: the next backup run copies it (activity: offsite_copy_failed)">
+                  off-site ✗
+                </span>
+              ) : (
+                <span style={{ color: "#666" }} title="OFFSITE_S3_* are not set: no off-site copy is made">
+                  off-site –
                 </span>
               )}
             </td>
@@ -391,7 +407,12 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
     const parsed = searchSchema.safeParse(await searchParams);
     if (!parsed.success) throw new BackupError("INVALID_INPUT", parsed.error.issues[0].message);
     const { db, bucket } = getBindings();
-    data = await getDashboard({ db, bucket, activity: { limit: ACTIVITY_PAGE_SIZE, offset: parsed.data.activity_offset } });
+    data = await getDashboard({
+      db,
+      bucket,
+      activity: { limit: ACTIVITY_PAGE_SIZE, offset: parsed.data.activity_offset },
+      offsiteConfigured: isOffsiteConfigured(),
+    });
     // Without D1 the admin is most likely here to restore: the newest backup's commands open.
     chosen = parsed.data.restore ?? (data.database.available ? null : (data.backups[0]?.name ?? null));
   } catch (e) {

@@ -6,7 +6,7 @@
 // PUBLIC_HEALTH_CACHE_SECONDS (30 s), so anonymous calls cannot each cost an R2 listing and D1
 // reads. Not under /api/admin, so the Clerk middleware does not match it.
 import { publicHealthCache } from "../../../../lib/monitor";
-import { getPublicHealthCacheMs } from "../../../../lib/env";
+import { getPublicHealthCacheMs, isOffsiteConfigured } from "../../../../lib/env";
 import { json, publicRoute } from "../../../../lib/http";
 
 export const runtime = "edge";
@@ -17,7 +17,7 @@ const cachedHealth = publicHealthCache();
 export const GET = publicRoute(
   "GET /api/health/backup",
   async ({ bindings }) => {
-    const health = await cachedHealth(bindings, getPublicHealthCacheMs());
+    const health = await cachedHealth({ ...bindings, offsiteConfigured: isOffsiteConfigured() }, getPublicHealthCacheMs());
     return json(health, { status: health.status === "ok" ? 200 : 503 });
   },
   // Health that cannot be read is not healthy.

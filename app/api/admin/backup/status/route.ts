@@ -3,6 +3,7 @@
 // A static segment, so Next routes it here before app/api/admin/backup/[name].
 import { z } from "zod";
 import { getBackupStatus } from "../../../../../lib/monitor";
+import { isOffsiteConfigured } from "../../../../../lib/env";
 import { adminRoute } from "../../../../../lib/http";
 
 export const runtime = "edge";
@@ -10,5 +11,5 @@ export const dynamic = "force-dynamic";
 
 export const GET = adminRoute("GET /api/admin/backup/status", { query: z.object({}).strict() }, async ({ bindings }) => ({
   success: true,
-  ...(await getBackupStatus(bindings)),
+  ...(await getBackupStatus({ ...bindings, offsiteConfigured: isOffsiteConfigured() })),
 }));
