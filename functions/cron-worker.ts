@@ -9,6 +9,7 @@
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
 import { BackupError, parseSigningKey, tryLogActivity } from "../lib/backup";
+import { parseDrillBudget } from "../lib/drill";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
 
@@ -19,7 +20,14 @@ export interface Env {
   ALERT_WEBHOOK_URL?: string;
   /** Secret: base64 PKCS#8 Ed25519 key that signs each manifest (npm run keys). Unset: unsigned backups. */
   BACKUP_SIGNING_KEY?: string;
+  /** The restore drill's scratch database (functions/wrangler.toml). Unset: the drill is logged as skipped. */
+  RESTORE_DRILL_DB?: D1Database;
+  /** Optional var: D1 queries the whole invocation may spend, the drill's budget (default 1000, Workers Paid). */
+  RESTORE_DRILL_MAX_QUERIES?: string;
 }
+
+const isD1 = (v: unknown): v is D1Database =>
+  typeof v === "object" && v !== null && typeof (v as D1Database).prepare === "function" && typeof (v as D1Database).batch === "function";
 
 const BINDINGS = {
   DB: { what: `D1 database ${DATABASE_NAME}`, kind: "a D1 database", methods: ["prepare", "batch"] },
@@ -62,6 +70,9 @@ export default {
     // Parsed once here and handed down: the config check, the failure alert and the run agree.
     const alertWebhook = parseAlertWebhook(env.ALERT_WEBHOOK_URL);
     const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
+    const drillBudget = parseDrillBudget(env.RESTORE_DRILL_MAX_QUERIES);
+    if (drillBudget.problem) console.warn(`restore drill: ${drillBudget.problem}`);
+    if (env.RESTORE_DRILL_DB !== undefined && !isD1(env.RESTORE_DRILL_DB)) console.warn("restore drill: RESTORE_DRILL_DB is not a D1 binding; the drill is skipped");
     let bindings: { db: D1Database; bucket: R2Bucket };
     try {
       bindings = checkBindings(env, alertWebhook, signing.problem);
@@ -81,10 +92,16 @@ export default {
     try {
       // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
       // which for a delayed or re-run trigger is not the scheduled time.
-      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key });
+      const { backup, cleanup, drill } = await runNightly({
+        ...bindings,
+        alertWebhook,
+        signingKey: signing.key,
+        drill: { scratch: isD1(env.RESTORE_DRILL_DB) ? env.RESTORE_DRILL_DB : null, budget: drillBudget.budget },
+      });
       console.log(
         `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
-          `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,
+          `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys; ` +
+          `restore drill ${drill?.outcome ?? "not run"}`,
       );
     } catch (e) {
       console.error(`scheduled backup (${controller.cron}) failed: ${(e as Error).message}`);

@@ -26,6 +26,7 @@ export {
   type VerifyKey,
 } from "./signature";
 export { formatBytes } from "./units";
+export { createSha256 } from "./hash";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } from "./run";
 export { type RetentionPolicy } from "./retention";
