@@ -86,7 +86,7 @@ export async function runRestoreDrill(opts: DrillOptions): Promise<DrillResult> 
     }
     const spent = opts.spentQueries ?? estimateRunQueries(manifest);
     const estimate = estimateDrillQueries(manifest, opts.budget);
-    const limit = opts.budget.maxQueries - spent;
+    const limit = Math.max(0, opts.budget.maxQueries - spent);
     const figures = {
       estimated_queries: estimate,
       available_queries: limit,

@@ -19,11 +19,13 @@ const DEFER_FKS = "PRAGMA defer_foreign_keys = TRUE";
 /**
  * Drops everything but the marker: triggers and views first (nothing fires while tables go),
  * FTS5 virtual tables (their shadow tables go with them), then tables, all in one batch with
- * foreign keys deferred, so the drop order of parents and children does not matter.
+ * foreign keys deferred, children before parents.
  */
 export async function emptyDatabase(scratch: D1Database): Promise<{ dropped: number }> {
   try {
-    const master = (await scratch.prepare("SELECT type, name, sql FROM sqlite_master").all<MasterRow>()).results;
+    // Newest first: the last restore created parents before children, so children are dropped
+    // first (dropping a child whose parent is gone fails: its implicit DELETE checks the key).
+    const master = (await scratch.prepare("SELECT type, name, sql FROM sqlite_master ORDER BY rowid DESC").all<MasterRow>()).results;
     const shadow = fts5ShadowNames(master);
     const keep = (m: MasterRow) => !isInternalTable(m.name) && m.name !== DRILL_MARKER_TABLE && !shadow.has(m.name.toLowerCase());
     const virtual = (m: MasterRow) => /^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(m.sql ?? "");
