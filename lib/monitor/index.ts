@@ -26,7 +26,6 @@ export {
   getDashboard,
   recentBackupActivity,
   restoreDrills,
-  rtoSeries,
   type RtoPoint,
   type ActivityEntryView,
   type ActivityPage,

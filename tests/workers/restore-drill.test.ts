@@ -151,8 +151,12 @@ describe("nightly restore drill", () => {
     expect((await getBackupHealth({ db: env.DB, bucket: env.DOCUMENTS })).status).toBe("failing");
   });
 
-  it("a database over the drill's budget is skipped with the measured figures and the limit", async () => {
-    await runCron({ ...env, RESTORE_DRILL_MAX_QUERIES: "80" });
+  it("a database over the drill's budget is skipped with the measured figures and the limit, and alerted", async () => {
+    const hook = `${env.ALERT_RECEIVER_URL}/drill-budget/T0/B0/SECRETTOKEN`;
+    await runCron({ ...env, RESTORE_DRILL_MAX_QUERIES: "80", ALERT_WEBHOOK_URL: hook });
+    const posted = (await (await fetch(`${env.ALERT_RECEIVER_URL}/__received?prefix=${encodeURIComponent("/drill-budget/")}`)).json()) as { body: string }[];
+    expect(posted).toHaveLength(1);
+    expect(JSON.parse(posted[0].body).text).toMatch(/Restore drill SKIPPED.*\n\*Why:\* restoring \d+ statements/);
     const { manifest } = await newest();
     const d = await lastDrill();
     expect(d?.action).toBe("restore_drill_skipped");
@@ -162,5 +166,25 @@ describe("nightly restore drill", () => {
     expect(health.status).toBe("attention");
     const dash = await getDashboard({ db: env.DB, bucket: env.DOCUMENTS });
     expect(dash.backups[0].drill).toMatchObject({ outcome: "skipped" });
+  });
+
+  it("a passing drill turns health green again; no drill for over 48 h is amber (missing); a failed one is alerted", async () => {
+    await runCron(env);
+    expect((await lastDrill())?.action).toBe("restore_drill_completed");
+    const now = Date.now();
+    expect((await getBackupHealth({ db: env.DB, bucket: env.DOCUMENTS, now: new Date(now) })).status).toBe("ok");
+    const later = await getBackupHealth({ db: env.DB, bucket: env.DOCUMENTS, now: new Date(now + 49 * 3600_000) });
+    expect(later.issues.map((i) => i.code)).toContain("RESTORE_DRILL_MISSING");
+    const { name } = await newest();
+    const dash = await getDashboard({ db: env.DB, bucket: env.DOCUMENTS });
+    expect(dash.provenRestorable?.name).toBe(name);
+    expect(dash.rto?.length).toBeGreaterThanOrEqual(2);
+
+    const hook = `${env.ALERT_RECEIVER_URL}/drill-refused/T0/B0/SECRETTOKEN`;
+    await runCron({ ...env, RESTORE_DRILL_DB: env.DB, ALERT_WEBHOOK_URL: hook });
+    const posted = (await (await fetch(`${env.ALERT_RECEIVER_URL}/__received?prefix=${encodeURIComponent("/drill-refused/")}`)).json()) as { body: string }[];
+    expect(posted.map((p) => JSON.parse(p.body).text.split("\n")[0])).toEqual([expect.stringContaining("Restore drill FAILED")]);
+    // The proven one stays the one to prefer: the refused drill was of the newer backup.
+    expect((await getDashboard({ db: env.DB, bucket: env.DOCUMENTS })).provenRestorable?.name).toBe(name);
   });
 });
