@@ -33,7 +33,10 @@ export async function checkRestored(scratch: D1Database, manifest: Manifest, rep
     if (JSON.stringify(expected) !== JSON.stringify(actual)) differences.push({ ...(table ? { table } : {}), what, expected, actual });
   };
 
-  differ("statements replayed", manifest.sql.statements, replayedStatements);
+  // Not compared with manifest.sql.statements: the dump counts what it emits, and a few emitted
+  // pieces hold two statements (splitterSafe's no-op after a lower-case `end`); the SQL's sha256
+  // (checked by the caller) already proves the replayed text is the backup's.
+  void replayedStatements;
 
   const schema = await readSchema(scratch);
   // The marker is the drill's own, never part of a backup.
