@@ -14,6 +14,8 @@ export default defineConfig(async () => ({
       main: path.join(root, "functions", "cron-worker.ts"),
       wrangler: { configPath: path.join(root, "functions", "wrangler.toml") },
       miniflare: {
+        // DB's database id under a second name: the restore drill must refuse it (restore-drill.test.ts).
+        d1Databases: { PORTAL_AGAIN: "00000000-0000-0000-0000-000000000000" },
         bindings: {
           // Read here in Node, applied inside the Worker by tests/workers/setup.ts.
           TEST_MIGRATIONS: await readD1Migrations(path.join(root, "migrations")),

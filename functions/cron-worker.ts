@@ -9,6 +9,7 @@
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
 import { BackupError, parseAgeRecipients, parseLeaseTtl, parseSigningKey, tryLogActivity } from "../lib/backup";
+import { parseDrillBudget } from "../lib/drill";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
 import { offsiteStep, parseOffsiteConfig } from "../lib/offsite";
@@ -32,7 +33,14 @@ export interface Env {
   OFFSITE_S3_SECRET_ACCESS_KEY?: string;
   OFFSITE_S3_PREFIX?: string;
   OFFSITE_S3_PATH_STYLE?: string;
+  /** The restore drill's scratch database (functions/wrangler.toml). Unset: the drill is logged as skipped. */
+  RESTORE_DRILL_DB?: D1Database;
+  /** Optional var: D1 queries the whole invocation may spend, the drill's budget (default 1000, Workers Paid). */
+  RESTORE_DRILL_MAX_QUERIES?: string;
 }
+
+const isD1 = (v: unknown): v is D1Database =>
+  typeof v === "object" && v !== null && typeof (v as D1Database).prepare === "function" && typeof (v as D1Database).batch === "function";
 
 const BINDINGS = {
   DB: { what: `D1 database ${DATABASE_NAME}`, kind: "a D1 database", methods: ["prepare", "batch"] },
@@ -80,6 +88,9 @@ export default {
     const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
     // A partial OFFSITE_S3_* set does not stop the backup: the run reports it as offsite_copy_failed and alerts.
     const offsite = offsiteStep(parseOffsiteConfig((name) => (env as Record<string, unknown>)[name] as string | undefined));
+    const drillBudget = parseDrillBudget(env.RESTORE_DRILL_MAX_QUERIES);
+    if (drillBudget.problem) console.warn(`restore drill: ${drillBudget.problem}`);
+    if (env.RESTORE_DRILL_DB !== undefined && !isD1(env.RESTORE_DRILL_DB)) console.warn("restore drill: RESTORE_DRILL_DB is not a D1 binding; the drill is skipped");
     let bindings: { db: D1Database; bucket: R2Bucket };
     let leaseTtlMs: number | undefined;
     try {
@@ -101,10 +112,19 @@ export default {
     try {
       // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
       // which for a delayed or re-run trigger is not the scheduled time.
-      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key, leaseTtlMs, encryption: age.encryption, offsite });
+      const { backup, cleanup, drill } = await runNightly({
+        ...bindings,
+        alertWebhook,
+        signingKey: signing.key,
+        leaseTtlMs,
+        encryption: age.encryption,
+        offsite,
+        drill: { scratch: isD1(env.RESTORE_DRILL_DB) ? env.RESTORE_DRILL_DB : null, budget: drillBudget.budget },
+      });
       console.log(
         `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
-          `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,
+          `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys; ` +
+          `restore drill ${drill?.outcome ?? "not run"}`,
       );
     } catch (e) {
       console.error(`scheduled backup (${controller.cron}) failed: ${(e as Error).message}`);

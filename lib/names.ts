@@ -9,3 +9,6 @@ export const BUCKET_BINDING = "DOCUMENTS";
 export const BACKUP_PREFIX = "backups/";
 /** Objects of a run that has not yet sealed its backup. */
 export const STAGING_PREFIX = `${BACKUP_PREFIX}.staging/`;
+/** The cron Worker only: the scratch database the nightly restore drill empties and restores into (lib/drill). */
+export const DRILL_DATABASE_NAME = "tech-support-db-drill";
+export const DRILL_DB_BINDING = "RESTORE_DRILL_DB";

@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { PROJECT_ROOT, WRANGLER_BIN, wranglerEnv } from "../lib/local";
 import { OFFSITE_SETTINGS, parseOffsiteConfig } from "../lib/offsite";
+import { DRILL_DATABASE_NAME, DRILL_DB_BINDING } from "../lib/names";
 import { parseCli } from "./cli-args";
 
 const USAGE = `
@@ -26,7 +27,8 @@ const MIN_CRON_SECRET_LENGTH = 32;
 // What the app refuses to run without when deployed (lib/env.ts); CRON_SECRET only if the
 // HTTP cron route is used, so it is reported as a note, not a failure.
 const PAGES_SECRETS = ["CLERK_PUBLISHABLE_KEY", "CLERK_SECRET_KEY", "CLERK_JWT_KEY", "CLERK_AUTHORIZED_PARTIES"];
-const PLACEHOLDER_ID = /^0{8}-0{4}-0{4}-0{4}-0{12}$/;
+// All zeros but the last digits: the ids the repository ships (one per database binding).
+const PLACEHOLDER_ID = /^0{8}-0{4}-0{4}-0{4}-0{9}\d{3}$/;
 
 interface Binding {
   kind: string;
@@ -111,7 +113,14 @@ function main(): number {
         }
       }
     }
-    const show = (l: Binding[]) => JSON.stringify(l.map((b) => ({ kind: b.kind, ...b.fields })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))));
+    // The restore drill's scratch database is the cron Worker's alone; it must not be the portal's.
+    const drill = cron.find((b) => b.fields.binding === DRILL_DB_BINDING);
+    const portal = cron.find((b) => b.fields.binding === "DB");
+    if (drill && portal && drill.fields.database_id === portal.fields.database_id) {
+      missing.push(`functions/wrangler.toml: ${DRILL_DB_BINDING} has DB's database_id; the drill empties it, so it refuses: create its own (npx wrangler d1 create ${DRILL_DATABASE_NAME})`);
+    }
+    const shared = (l: Binding[]) => l.filter((b) => b.fields.binding !== DRILL_DB_BINDING);
+    const show = (l: Binding[]) => JSON.stringify(shared(l).map((b) => ({ kind: b.kind, ...b.fields })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))));
     if (show(pages) !== show(cron)) missing.push(`wrangler.toml and functions/wrangler.toml bind differently: ${show(pages)} vs ${show(cron)}`);
     for (const key of ["compatibility_date", "compatibility_flags"]) {
       if (topLevel(tomls.pages, key) !== topLevel(tomls.cron, key)) missing.push(`${key} differs between wrangler.toml and functions/wrangler.toml`);

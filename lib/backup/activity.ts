@@ -31,6 +31,10 @@ export const BACKUP_ACTIONS = [
   "restore_unsigned_allowed",
   "restore_put_back_completed",
   "restore_put_back_failed",
+  // The nightly restore drill into RESTORE_DRILL_DB (lib/drill): proven, differed/refused, or not run and why.
+  "restore_drill_completed",
+  "restore_drill_failed",
+  "restore_drill_skipped",
 ] as const;
 
 export type BackupAction = (typeof BACKUP_ACTIONS)[number];

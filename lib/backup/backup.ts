@@ -185,6 +185,7 @@ export async function backupDatabase(options: BackupOptions): Promise<BackupResu
         views: schema.objects.filter((o) => o.type === "view").length,
       },
       tables: stats.tables,
+      sequences: stats.sequences ?? [],
       totalRows,
       snapshot: stats.snapshot,
       encryption: encryption ? { scheme: "age", recipients: [...encryption.recipients] } : null,

@@ -25,6 +25,7 @@ import {
   type StageCell,
   type TableInfo,
 } from "../sql";
+import { TableChecksum } from "./checksum";
 import type { SchemaInfo } from "./schema";
 
 export const DUMP_FORMAT_VERSION = 1;
@@ -88,7 +89,10 @@ export interface SnapshotInfo {
 }
 
 export interface DumpStats {
-  tables: { name: string; rows: number }[];
+  /** checksum: see checksum.ts (absent for external-content FTS5 tables, rebuilt from their source). */
+  tables: { name: string; rows: number; checksum?: string }[];
+  /** sqlite_sequence as written by the dump (AUTOINCREMENT tables only). */
+  sequences?: { name: string; seq: string }[];
   statements: number;
   snapshot: SnapshotInfo;
 }
@@ -232,14 +236,15 @@ async function* readAndWrite(
   const newWriter = (t: TableInfo) => tableWriter(t, options.maxStatementBytes, staging, emit);
 
   /** Writes rows; a row with large cells reads them in slices, handing output on between slices. */
-  async function* writeRows(t: TableInfo, rows: Row[], writer: StatementBatcher): AsyncGenerator<string> {
+  async function* writeRows(t: TableInfo, rows: Row[], writer: StatementBatcher, sum: TableChecksum): AsyncGenerator<string> {
     const q = rowQuery(t);
     for (let row of rows) {
       // Text that is not valid UTF-8 reaches JS with U+FFFD in place of its bytes: read the row
       // again with every non-ASCII byte in hex (the rare real U+FFFD just goes out as hex too).
       if (row[TUPLE_ALIAS].includes("\uFFFD")) row = await readRow(db, watch, t, q.asciiRow(rowWhere(t, q.keyCount, row)));
+      sum.row(row[TUPLE_ALIAS]);
       if (!row[LARGE_ALIAS]) writer.add(row[TUPLE_ALIAS]);
-      else yield* writeLargeRow(db, watch, t, rowWhere(t, q.keyCount, row), row, writer, drain);
+      else yield* writeLargeRow(db, watch, t, rowWhere(t, q.keyCount, row), row, writer, drain, sum);
       const chunk = drain();
       if (chunk) yield chunk;
     }
@@ -285,12 +290,13 @@ async function* readAndWrite(
     let next = 0;
     for (const t of schema.tables) {
       const writer = newWriter(t);
+      const sum = new TableChecksum();
       if (!SCHEMA_ONLY_TABLES.has(t.name)) {
-        yield* writeRows(t, results[next].results, writer);
+        yield* writeRows(t, results[next].results, writer, sum);
         results[next++] = undefined as unknown as D1Result<Row>; // let the table's rows be collected
       }
       writer.flush();
-      stats.tables.push({ name: t.name, rows: writer.rows });
+      stats.tables.push({ name: t.name, rows: writer.rows, checksum: await sum.hex() });
       const chunk = drain();
       if (chunk) yield chunk;
     }
@@ -299,25 +305,28 @@ async function* readAndWrite(
     const pages = pageReader(db, dataTables, options.pageBytes, watch);
     for (const t of schema.tables) {
       const writer = newWriter(t);
+      const sum = new TableChecksum();
       if (!SCHEMA_ONLY_TABLES.has(t.name)) {
         for (;;) {
           const page = await pages.next();
-          yield* writeRows(t, page.rows, writer);
+          yield* writeRows(t, page.rows, writer, sum);
           if (page.last) break;
         }
       }
       writer.flush();
-      stats.tables.push({ name: t.name, rows: writer.rows });
+      stats.tables.push({ name: t.name, rows: writer.rows, checksum: await sum.hex() });
     }
     if (sequenceSql) sequences = (await watchedBatch(db, watch, [db.prepare(sequenceSql)], "reading sqlite_sequence failed"))[0].results;
   }
 
   // Inserting rows already advanced sqlite_sequence to the highest key; set the recorded value,
   // which is higher when rows were deleted, so restored AUTOINCREMENT ids never reuse old ones.
-  const dumped = new Set(schema.tables.filter((t) => t.autoincrement).map((t) => quoteText(t.name)));
+  const dumped = new Map(schema.tables.filter((t) => t.autoincrement).map((t) => [quoteText(t.name), t.name]));
+  stats.sequences = [];
   for (const s of sequences) {
     const name = s[keyAlias(0)];
     if (!dumped.has(name)) continue;
+    stats.sequences.push({ name: dumped.get(name)!, seq: s[colAlias(0)] });
     emit(`DELETE FROM sqlite_sequence WHERE name = ${name};\n`);
     emit(`INSERT INTO sqlite_sequence (name, seq) VALUES (${name}, ${s[colAlias(0)]});\n`);
   }
@@ -334,13 +343,15 @@ async function* readAndWrite(
       continue;
     }
     let rows = 0;
+    const sum = new TableChecksum();
     for await (const tuples of contentlessPages(db, watch, f.table)) {
       rows += tuples.length;
+      for (const t of tuples) sum.row(t);
       writeWhole(f.table, tuples, options.maxStatementBytes, emit);
       const chunk = drain();
       if (chunk) yield chunk;
     }
-    stats.tables.push({ name: f.table.name, rows });
+    stats.tables.push({ name: f.table.name, rows, checksum: await sum.hex() });
   }
 
   if (schema.stat1.length > 0) {
@@ -488,6 +499,7 @@ async function* writeLargeRow(
   row: Row,
   writer: StatementBatcher,
   drain: () => string | null,
+  sum: TableChecksum,
 ): AsyncGenerator<string> {
   const large = parseLargeCells(row[LARGE_ALIAS]);
   const cells: StageCell[] = splitTuple(row[TUPLE_ALIAS]).map((literal) => ({ literal }));
@@ -510,6 +522,7 @@ async function* writeLargeRow(
       // Same type and size as the row's first read, or the value changed in between.
       if (!r || r.t !== c.type || r.n !== c.bytes) throw changedWhileRead(table);
       staged.appendHex(c.index, r.h);
+      sum.slice(c.index, r.h);
       const chunk = drain();
       if (chunk) yield chunk;
     }

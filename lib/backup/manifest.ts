@@ -38,7 +38,9 @@ export const manifestSchema = z.object({
     triggers: z.number().int(),
     views: z.number().int(),
   }),
-  tables: z.array(z.object({ name: z.string(), rows: z.number().int().nonnegative() })),
+  // checksum (checksum.ts) and sequences: optional, so manifests from before the restore drill parse.
+  tables: z.array(z.object({ name: z.string(), rows: z.number().int().nonnegative(), checksum: sha.optional() })),
+  sequences: z.array(z.object({ name: z.string(), seq: z.string() })).optional(),
   totalRows: z.number().int().nonnegative(),
   snapshot: z.object({
     mode: z.enum(["atomic", "paged"]),

@@ -134,6 +134,13 @@ export function activitySummary(entry: { action: string; details: unknown }): st
     case "restore_put_back_completed":
     case "restore_put_back_failed":
       return `put back ${s("rows")} rows of ${Array.isArray(d.tables) ? (d.tables as string[]).join(", ") : "?"}${s("where") ? ` where ${s("where")}` : ""} from ${s("backup") || name(s("key"))}${entry.action.endsWith("failed") ? ": some selected rows are missing afterwards" : ""}`;
+    // The nightly restore drill (lib/drill), into RESTORE_DRILL_DB.
+    case "restore_drill_completed":
+      return `${s("name") || name(s("key"))} proven restorable: ${s("rows")} rows replayed in ${rto(d.replay_ms)}, every check passed`;
+    case "restore_drill_failed":
+      return `${s("name") || name(s("key"))}: ${d.refused ? "refused: " : ""}${s("reason")}`;
+    case "restore_drill_skipped":
+      return `${s("name") || name(s("key"))} not drilled (${s("reason")})${typeof d.estimated_queries === "number" ? `: needs ~${s("estimated_queries")} queries, ${s("available_queries")} available` : ""}`;
     default:
       return JSON.stringify(d).slice(0, 200);
   }

@@ -19,6 +19,7 @@ import {
   type DumpStats,
 } from "../backup";
 import { offsiteStep, parseOffsiteConfig } from "../offsite";
+import { parseDrillBudget, runRestoreDrill } from "../drill";
 import { quoteIdent } from "../sql";
 
 interface Env {
@@ -30,6 +31,8 @@ interface Env {
   BACKUP_AGE_RECIPIENTS?: string;
   /** OFFSITE_S3_*, handed over the same way (scripts/backup.ts). */
   [offsite: `OFFSITE_S3_${string}`]: string | undefined;
+  /** Only when started with functions/wrangler.toml (the benchmark of the restore drill). */
+  RESTORE_DRILL_DB?: D1Database;
 }
 
 export default {
@@ -62,6 +65,15 @@ export default {
           ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey, encryption })
           : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey, encryption, offsite });
         return Response.json({ ...backupResponse(summary), manifest });
+      }
+      if (request.method === "POST" && url.pathname === "/drill") {
+        // The nightly drill of one backup (default: the newest), as the cron Worker runs it.
+        const body = (await request.json().catch(() => ({}))) as { name?: string; maxQueries?: string; spentQueries?: number };
+        const name = body.name ?? (await listBackups(env.DOCUMENTS)).backups[0]?.name;
+        if (!name) throw new BackupError("NOT_FOUND", "no backup to drill");
+        const { budget, problem } = parseDrillBudget(body.maxQueries);
+        if (problem) throw new BackupError("INVALID_INPUT", problem);
+        return Response.json(await runRestoreDrill({ db: env.DB, scratch: env.RESTORE_DRILL_DB, bucket: env.DOCUMENTS, name, budget, spentQueries: body.spentQueries }));
       }
       if (request.method === "POST" && url.pathname === "/profile") {
         return Response.json(await profile(env.DB));

@@ -9,7 +9,7 @@ import { DATABASE_NAME } from "../names";
 import type { BackupHealth } from "./health";
 
 // offsite_copy_failed: the backup was made and is good in R2, its off-site copy failed (lib/offsite).
-export type AlertKind = "backup_failed" | "backup_stale" | "offsite_copy_failed";
+export type AlertKind = "backup_failed" | "backup_stale" | "offsite_copy_failed" | "restore_drill_failed" | "restore_drill_skipped";
 
 export interface AlertInput {
   kind: AlertKind;
@@ -28,6 +28,8 @@ export interface AlertInput {
   at: Date;
   /** backup_stale only: the backup the run that noticed the gap has just made. */
   newBackup?: { key: string; size?: number } | null;
+  /** restore_drill_* only: the backup the drill restored (its object key). */
+  drilledBackup?: string;
 }
 
 export interface SlackText {
@@ -65,8 +67,38 @@ function utc(d: Date | string): string {
   return `${new Date(d).toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
 
-/** A Slack-compatible message for a failed or stale nightly backup. Pure. */
+/** The restore drill's message: the backup itself was made; proving it restorable did not work. Pure. */
+function buildDrillAlert(alert: AlertInput): AlertPayload {
+  const failed = alert.kind === "restore_drill_failed";
+  const title = failed ? "Restore drill FAILED" : "Restore drill SKIPPED";
+  const backup = alert.drilledBackup ? slackEscape(alert.drilledBackup) : "tonight's backup";
+  const headline = failed
+    ? `:rotating_light: *${title}*: ${backup} did not restore into RESTORE_DRILL_DB as its manifest says (${utc(alert.at)}).`
+    : `:warning: *${title}*: ${backup} was not restored by the nightly drill (${utc(alert.at)}), so it is not proven restorable.`;
+  const lines = [headline];
+  if (alert.reason) lines.push(`*${failed ? "What differed" : "Why"}:* ${slackEscape(clip(alert.reason.trim(), MAX_REASON))}`);
+  if (alert.stage) lines.push(`*Where:* stage ${slackEscape(alert.stage)}`);
+  lines.push(
+    "*The backup itself was made and is listed.* Prefer the newest backup the dashboard shows as ✓ proven when restoring (BACKUP_RESTORATION.md).",
+    "*What to do:*",
+    failed
+      ? "Restore the backup into a scratch database by hand (`npm run restore`, BACKUP_RESTORATION.md) and compare; a refusal means RESTORE_DRILL_DB names the portal's database: fix functions/wrangler.toml."
+      : "Raise RESTORE_DRILL_MAX_QUERIES if the plan allows it, or run the quarterly restoration test on this backup (BACKUP_TESTING_SCHEDULE.md).",
+  );
+  const text = lines.join("\n");
+  return {
+    text,
+    blocks: [
+      { type: "header", text: { type: "plain_text", text: title, emoji: true } },
+      { type: "section", text: { type: "mrkdwn", text: clip(text, 3000) } },
+      { type: "context", elements: [{ type: "mrkdwn", text: `Sent by ${SOURCE} at ${alert.at.toISOString()}` }] },
+    ],
+  };
+}
+
+/** A Slack-compatible message for a failed or stale nightly backup, or a failed/skipped restore drill. Pure. */
 export function buildAlertPayload(alert: AlertInput): AlertPayload {
+  if (alert.kind === "restore_drill_failed" || alert.kind === "restore_drill_skipped") return buildDrillAlert(alert);
   const { health } = alert;
   const failed = alert.kind === "backup_failed";
   const offsite = alert.kind === "offsite_copy_failed";

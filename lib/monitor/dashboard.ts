@@ -14,7 +14,7 @@ import {
   type IncompleteEntry,
   type RunningLock,
 } from "../backup";
-import { DAY_MS, getBackupHealth, healthOf, toTime, type BackupHealth } from "./health";
+import { DAY_MS, DRILL_ACTIONS, drillOf, getBackupHealth, healthOf, sqliteUtc, toTime, type BackupHealth, type LastDrill } from "./health";
 
 interface ActivityRow {
   id: number;
@@ -191,6 +191,41 @@ export interface DashboardBackup {
   offsite: "verified" | "missing" | "not-configured";
   /** Where the verified copy is (endpoint host / bucket / key), when there is one. */
   offsiteAt: string | null;
+  /** The newest restore drill of this backup (✓ proven / ✗ what differed / skipped), null: never drilled (–). */
+  drill?: LastDrill | null;
+}
+
+/** One completed restore drill: how long the replay took (the RTO it measured). */
+export interface RtoPoint {
+  /** UTC day of the drill, YYYY-MM-DD. */
+  date: string;
+  at: string;
+  replayMs: number;
+  key: string | null;
+}
+
+/** Restore drills, newest first (activity_log; at most `limit`). Empty when none were logged. */
+export async function restoreDrills(db: D1Database, limit = 400): Promise<LastDrill[]> {
+  try {
+    const r = await db
+      .prepare(`SELECT action, entity_id, details, created_at FROM activity_log WHERE action IN (${DRILL_ACTIONS.map(() => "?").join(", ")}) ORDER BY id DESC LIMIT ?`)
+      .bind(...DRILL_ACTIONS, limit)
+      .all<{ action: string; entity_id: string | null; details: string | null; created_at: string }>();
+    return r.results.map(drillOf);
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
+  }
+}
+
+/** The replay time of every completed drill in the `days` days up to `now`, oldest first, for the RTO chart. */
+export function rtoSeries(drills: LastDrill[], now: Date, days = 30): RtoPoint[] {
+  const nowMs = toTime(now, "now");
+  return drills
+    .filter((d) => d.outcome === "completed" && typeof d.replayMs === "number")
+    .map((d) => ({ d, t: Date.parse(sqliteUtc(d.at)) }))
+    .filter(({ t }) => t >= nowMs - days * DAY_MS && t <= nowMs)
+    .sort((x, y) => x.t - y.t)
+    .map(({ d, t }) => ({ date: new Date(t).toISOString().slice(0, 10), at: d.at, replayMs: d.replayMs!, key: d.key }));
 }
 
 /** Whether D1 answered; when it did not, everything D1 holds (activity, lock, last run) is absent. */
@@ -208,6 +243,10 @@ export interface Dashboard extends BackupStatus {
   /** Sizes of the backups of the last 30 days, oldest first. */
   sizes: SizePoint[];
   offsiteConfigured: boolean;
+  /** Replay times of the completed restore drills of the last 30 days, oldest first. */
+  rto?: RtoPoint[];
+  /** The newest backup whose newest restore drill passed: the one to prefer when restoring. */
+  provenRestorable?: { key: string; name: string; createdAt: string; drilledAt: string } | null;
 }
 
 export interface DashboardOptions {
@@ -233,10 +272,12 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
   let status: BackupStatus;
   let activity: ActivityPage;
   let database: DatabaseState = { available: true };
+  let drills: LastDrill[] = [];
   try {
-    [status, activity] = await Promise.all([
+    [status, activity, drills] = await Promise.all([
       getBackupStatus({ db: opts.db, bucket: opts.bucket, now, listing, offsiteConfigured: opts.offsiteConfigured }),
       recentBackupActivity(opts.db, opts.activity),
+      restoreDrills(opts.db),
     ]);
   } catch (e) {
     // Only D1's own failures are "unavailable"; a bad activity page is still the caller's error.
@@ -245,9 +286,15 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
     activity = EMPTY_ACTIVITY(opts.activity);
     database = { available: false, code: e.code, reason: e.message };
   }
+  // Newest first, so the first drill seen for a key is that backup's latest.
+  const drillByKey = new Map<string, LastDrill>();
+  for (const d of drills) if (d.key && !drillByKey.has(d.key)) drillByKey.set(d.key, d);
+  const proven = listing.backups.find((b) => drillByKey.get(b.key)?.outcome === "completed");
   return {
     ...status,
     database,
+    rto: rtoSeries(drills, now),
+    provenRestorable: proven ? { key: proven.key, name: proven.name, createdAt: proven.manifest.createdAt, drilledAt: drillByKey.get(proven.key)!.at } : null,
     backups: listing.backups.map((b) => ({
       name: b.name,
       key: b.key,
@@ -265,6 +312,7 @@ export async function getDashboard(opts: DashboardOptions): Promise<Dashboard> {
       encrypted: b.manifest.object.contentEncoding === "age+gzip",
       offsite: !opts.offsiteConfigured ? "not-configured" : hasVerifiedOffsite(b.manifest) ? "verified" : "missing",
       offsiteAt: hasVerifiedOffsite(b.manifest) ? `${b.manifest.offsite!.endpointHost}/${b.manifest.offsite!.bucket}/${b.manifest.offsite!.key}` : null,
+      drill: drillByKey.get(b.key) ?? null,
     })),
     offsiteConfigured: opts.offsiteConfigured ?? false,
     incomplete: listing.incomplete,

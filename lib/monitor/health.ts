@@ -51,7 +51,19 @@ export const DAY_MS = 24 * HOUR_MS;
  */
 export type HealthStatus = "ok" | "attention" | "stale" | "failing" | "never";
 
-export type HealthIssueCode = "DAMAGED_BACKUP" | "RESTORATION_TEST_FAILED" | "INTERRUPTED_RUN" | "FUTURE_BACKUP" | "OLD_LEFTOVERS" | "NO_OFFSITE_COPY";
+export type HealthIssueCode =
+  | "DAMAGED_BACKUP"
+  | "RESTORATION_TEST_FAILED"
+  | "INTERRUPTED_RUN"
+  | "FUTURE_BACKUP"
+  | "OLD_LEFTOVERS"
+  | "NO_OFFSITE_COPY"
+  | "RESTORE_DRILL_FAILED"
+  | "RESTORE_DRILL_SKIPPED"
+  | "RESTORE_DRILL_MISSING";
+
+/** Once any restore drill was logged, one older than this is missing (the nightly run drills every night). */
+export const DRILL_MISSING_AFTER_HOURS = 48;
 
 /** Something found beside the newest backup's age and the last run; red ones make health failing, amber ones attention. */
 export interface HealthIssue {
@@ -107,6 +119,8 @@ export interface BackupHealth {
   checkedAt: string;
   lastSuccess: LastSuccess | null;
   lastRun: LastRun | null;
+  /** The newest nightly restore drill (lib/drill), or null when none was ever logged. */
+  lastDrill?: LastDrill | null;
   /** The next 02:00 UTC strictly after checkedAt, ISO. */
   nextScheduledRun: string;
   staleAfterHours: number;
@@ -204,6 +218,49 @@ export interface LastRestorationTest {
   key: string | null;
 }
 
+/** activity_log.created_at is SQLite's `YYYY-MM-DD HH:MM:SS`, UTC without a zone: read it as UTC. */
+export function sqliteUtc(at: string): string {
+  return /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?$/.test(at) ? `${at.replace(" ", "T")}Z` : at;
+}
+
+/** One restore drill's outcome as activity_log holds it (restore_drill_*). */
+export interface LastDrill {
+  outcome: "completed" | "failed" | "skipped";
+  at: string;
+  /** The backup object drilled. */
+  key: string | null;
+  /** What differed / why it was refused or skipped (failed and skipped only). */
+  reason?: string;
+  /** The replay time the drill measured: the RTO of that backup (completed only). */
+  replayMs?: number;
+}
+
+export const DRILL_ACTIONS = ["restore_drill_completed", "restore_drill_failed", "restore_drill_skipped"] as const satisfies readonly BackupAction[];
+
+/** A drill row as health and the dashboard read it. */
+export function drillOf(row: { action: string; entity_id: string | null; details: string | null; created_at: string }): LastDrill {
+  const d = parseDetails(row.details);
+  const o = d && typeof d === "object" ? (d as Record<string, unknown>) : {};
+  const drill: LastDrill = { outcome: row.action.slice("restore_drill_".length) as LastDrill["outcome"], at: row.created_at, key: row.entity_id };
+  if (drill.outcome !== "completed" && str(o.reason)) drill.reason = str(o.reason);
+  if (drill.outcome === "completed" && typeof o.replay_ms === "number") drill.replayMs = o.replay_ms;
+  return drill;
+}
+
+/** The newest restore drill, or null when none was ever logged. */
+export async function lastRestoreDrill(db: D1Database): Promise<LastDrill | null> {
+  let row: { action: string; entity_id: string | null; details: string | null; created_at: string } | null;
+  try {
+    row = await db
+      .prepare(`SELECT action, entity_id, details, created_at FROM activity_log WHERE action IN (${DRILL_ACTIONS.map(() => "?").join(", ")}) ORDER BY id DESC LIMIT 1`)
+      .bind(...DRILL_ACTIONS)
+      .first();
+  } catch (e) {
+    throw wrapBindingError("DATABASE_ERROR", "reading activity_log failed", e);
+  }
+  return row ? drillOf(row) : null;
+}
+
 /**
  * The issues beside age and last run, with their severity (see HealthStatus). Pure: the admin
  * health and the cheap public one pass the same facts from different reads.
@@ -214,6 +271,9 @@ export function healthIssues(facts: {
   lease: RunningLock | null;
   /** OFFSITE_S3_* are set: the newest backup should have a verified off-site copy. */
   offsiteConfigured?: boolean;
+  /** The newest restore drill; absent or null: none logged, so none is expected yet. */
+  lastDrill?: LastDrill | null;
+  now?: Date;
 }): HealthIssue[] {
   const issues: HealthIssue[] = [];
   const newest = facts.scan.newest;
@@ -225,6 +285,15 @@ export function healthIssues(facts: {
     });
   }
   const { scan, lease, lastRestorationTest: test } = facts;
+  const drill = facts.lastDrill ?? null;
+  if (drill?.outcome === "failed") {
+    // A backup that does not restore as its manifest says is not a backup to count on.
+    issues.push({ code: "RESTORE_DRILL_FAILED", severity: "red", message: `the last restore drill (${drill.at}) failed: ${drill.reason ?? "see activity_log"}` });
+  } else if (drill?.outcome === "skipped") {
+    issues.push({ code: "RESTORE_DRILL_SKIPPED", severity: "amber", message: `the last restore drill (${drill.at}) was skipped: ${drill.reason ?? "see activity_log"}` });
+  } else if (drill && facts.now && toTime(facts.now, "now") - toTime(sqliteUtc(drill.at), "lastDrill.at") > DRILL_MISSING_AFTER_HOURS * HOUR_MS) {
+    issues.push({ code: "RESTORE_DRILL_MISSING", severity: "amber", message: `no restore drill since ${drill.at} (more than ${DRILL_MISSING_AFTER_HOURS} h): is the cron Worker running it?` });
+  }
   if (scan.damaged.length) {
     const d = scan.damaged[0];
     issues.push({ code: "DAMAGED_BACKUP", severity: "red", message: `the newest backup ${d.name} fails verification (${d.reason})` });
@@ -322,8 +391,8 @@ export async function lastRestorationTest(db: D1Database): Promise<LastRestorati
 
 /** The D1 facts health needs, read concurrently. */
 async function d1Facts(db: D1Database, now: Date) {
-  const [lastRun, test, lease] = await Promise.all([lastBackupRun(db), lastRestorationTest(db), readBackupLock(db, now)]);
-  return { lastRun, test, lease };
+  const [lastRun, test, lease, drill] = await Promise.all([lastBackupRun(db), lastRestorationTest(db), readBackupLock(db, now), lastRestoreDrill(db)]);
+  return { lastRun, test, lease, drill };
 }
 
 export interface HealthOptions {
@@ -352,7 +421,7 @@ export function healthOf(listing: BackupListing, d1: Awaited<ReturnType<typeof d
   const scan = scanListing(listing, now);
   const newest = scan.newest;
   const lastRun = d1?.lastRun ?? null;
-  const issues = healthIssues({ scan, lastRestorationTest: d1?.test ?? null, lease: d1?.lease ?? null, offsiteConfigured });
+  const issues = healthIssues({ scan, lastRestorationTest: d1?.test ?? null, lease: d1?.lease ?? null, lastDrill: d1?.drill ?? null, now, offsiteConfigured });
   const assessment = assessHealth({ newestBackupAt: newest?.manifest.createdAt ?? null, lastRun, issues }, now);
   return {
     status: assessment.status,
@@ -371,6 +440,7 @@ export function healthOf(listing: BackupListing, d1: Awaited<ReturnType<typeof d
         }
       : null,
     lastRun,
+    lastDrill: d1?.drill ?? null,
     nextScheduledRun: nextScheduledRun(now).toISOString(),
     staleAfterHours: STALE_AFTER_HOURS,
     incompleteCount: listing.incomplete.length,
@@ -405,8 +475,8 @@ export function publicHealth(health: { status: HealthStatus; lastSuccess: Pick<L
  */
 export async function getPublicHealth(opts: { db: D1Database; bucket: R2Bucket; now?: Date; offsiteConfigured?: boolean }): Promise<PublicHealth> {
   const now = opts.now ?? new Date();
-  const [scan, { lastRun, test, lease }] = await Promise.all([findNewestBackup(opts.bucket, now), d1Facts(opts.db, now)]);
-  const issues = healthIssues({ scan, lastRestorationTest: test, lease, offsiteConfigured: opts.offsiteConfigured });
+  const [scan, { lastRun, test, lease, drill }] = await Promise.all([findNewestBackup(opts.bucket, now), d1Facts(opts.db, now)]);
+  const issues = healthIssues({ scan, lastRestorationTest: test, lease, lastDrill: drill, now, offsiteConfigured: opts.offsiteConfigured });
   const a = assessHealth({ newestBackupAt: scan.newest?.manifest.createdAt ?? null, lastRun, issues }, now);
   return publicHealth({ status: a.status, lastSuccess: a.ageHours === null ? null : { ageHours: a.ageHours } });
 }

@@ -19,6 +19,7 @@
 // every delivery is recorded in activity_log (backup_alert_sent / backup_alert_failed) with the
 // webhook's host only: the URL is a secret.
 import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type AgeEncryption, type OffsiteStep, type ScheduledRunResult, type SigningKey } from "../backup";
+import { runRestoreDrill, type DrillBudget, type DrillResult } from "../drill";
 import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
 import { getBackupHealth, STALE_AFTER_HOURS, type BackupHealth } from "./health";
 
@@ -163,11 +164,19 @@ export interface NightlyOptions extends DeliveryOptions {
   encryption?: AgeEncryption | null;
   /** The off-site copy step (lib/offsite offsiteStep) bound to the entry point's OFFSITE_S3_*; null: off. */
   offsite?: OffsiteStep | null;
+  /**
+   * The restore drill after the backup (cron Worker only): RESTORE_DRILL_DB (null: not configured,
+   * logged as skipped) and RESTORE_DRILL_MAX_QUERIES as parsed. Absent: no drill is attempted.
+   */
+  drill?: { scratch: D1Database | null; budget: DrillBudget };
 }
 
 export interface NightlyResult extends ScheduledRunResult {
   /** The offsite_copy_failed alert, when the off-site copy failed (the backup itself succeeded). */
   offsiteAlert: AlertOutcome | null;
+  /** The restore drill of tonight's backup, when one was configured to run. */
+  drill: DrillResult | null;
+  drillAlert: AlertOutcome | null;
   /** Why backups had been missing when the run started (staleAtCronTime), or null. */
   staleBeforeRun: string | null;
   /** The backup_stale alert sent for it, or null (not stale, or alerts off). */
@@ -206,6 +215,31 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
     throw e;
   }
 
+  // After the backup and its retention, outside the lease: the drill writes only RESTORE_DRILL_DB
+  // and activity_log, and whatever it finds, tonight's backup stays a good backup (health and an
+  // alert report the drill on their own). It never throws.
+  let drill: DrillResult | null = null;
+  let drillAlert: AlertOutcome | null = null;
+  if (opts.drill) {
+    drill = await runRestoreDrill({ db, scratch: opts.drill.scratch, bucket, name: result.backup.summary.name, budget: opts.drill.budget });
+    const alertable = drill.outcome === "failed" || (drill.outcome === "skipped" && drill.details.reason !== "not_configured");
+    if (alertable && alertsOn(webhook)) {
+      drillAlert = await deliver(
+        db,
+        webhook,
+        {
+          kind: drill.outcome === "failed" ? "restore_drill_failed" : "restore_drill_skipped",
+          reason: drill.summary,
+          stage: typeof drill.details.stage === "string" ? drill.details.stage : undefined,
+          health: null,
+          at: now,
+          drilledBackup: drill.key,
+        },
+        opts,
+      );
+    }
+  }
+
   let alert: AlertOutcome | null = null;
   if (staleBeforeRun && before && alertsOn(webhook)) {
     const { summary } = result.backup;
@@ -242,5 +276,5 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
       { details: { problems: [webhook.problem], backup: result.backup.summary.key } },
     );
   }
-  return { ...result, staleBeforeRun, alert, offsiteAlert };
+  return { ...result, staleBeforeRun, alert, offsiteAlert, drill, drillAlert };
 }

@@ -4,6 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BackupError, formatBytes } from "../backup";
+import type { LastDrill } from "../monitor";
 import { PROJECT_ROOT } from "../local";
 import { formatMs, sqliteVersion, type Reporter, type RestoreResult } from "../restore";
 import { quarterOf } from "./schedule";
@@ -49,6 +50,27 @@ export function reportPath(dir: string, now: Date): string {
   return file;
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The report's drills section: a count per outcome and one table row per drill of the last 90 days. */
+export function drillLines(source: { drills: LastDrill[] } | { error: string }, now: Date): string {
+  if ("error" in source) return `The nightly restore drills could not be read from activity_log: ${cell(source.error)}`;
+  const at = (d: LastDrill) => Date.parse(/Z$/.test(d.at) ? d.at : `${d.at.replace(" ", "T")}Z`);
+  const recent = source.drills.filter((d) => now.getTime() - at(d) <= 90 * DAY_MS);
+  if (recent.length === 0) return "No nightly restore drill in the last 90 days (is RESTORE_DRILL_DB configured? BACKUP_SETUP.md).";
+  const count = (o: LastDrill["outcome"]) => recent.filter((d) => d.outcome === o).length;
+  const rtos = recent.filter((d) => d.replayMs !== undefined).map((d) => d.replayMs!);
+  const head =
+    `${recent.length} drills: ${count("completed")} passed, ${count("failed")} failed, ${count("skipped")} skipped` +
+    (rtos.length ? `; replay time ${(Math.min(...rtos) / 1000).toFixed(1)}–${(Math.max(...rtos) / 1000).toFixed(1)} s` : "") +
+    ".";
+  const rows = recent.map(
+    (d) =>
+      `| ${d.at} | ${cell(d.key ?? "—")} | ${d.outcome === "completed" ? "✅ passed" : d.outcome === "failed" ? "❌ failed" : "⚠️ skipped"} | ${d.replayMs !== undefined ? (d.replayMs / 1000).toFixed(1) : "—"} | ${cell(d.reason ?? "")} |`,
+  );
+  return [head, "", "| When (UTC) | Backup | Result | Replay (s) | Why |", "| --- | --- | --- | ---: | --- |", ...rows].join("\n");
+}
+
 const seconds = (ms: number | undefined) => (ms === undefined ? "—" : (ms / 1000).toFixed(1));
 const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/[\r\n]+/g, " ");
 
@@ -65,6 +87,8 @@ export function reportValues(input: {
   error: { code: string; message: string; check?: string } | null;
   passed: boolean;
   notes: string[];
+  /** The DRILLS section (drillLines); absent: none read. */
+  drills?: string;
 }): Record<string, string> {
   const { result, now } = input;
   const b = result?.backup;
@@ -115,5 +139,6 @@ export function reportValues(input: {
     CHECKS: checks.join("\n"),
     COMMAND: result?.plan?.command ? `\`${result.plan.command}\`` : "—",
     NOTES: input.notes.length ? input.notes.map((n) => `- ${n}`).join("\n") : "- none",
+    DRILLS: input.drills ?? "Not read.",
   };
 }

@@ -6,10 +6,11 @@ import os from "node:os";
 import path from "node:path";
 import { BackupError, errorMessage, isBackupError, keysFor, listBackups, parseBackupName, tryLogActivity, type VerifyKey } from "../backup";
 import { openLocalPlatform, PROJECT_ROOT } from "../local";
+import { restoreDrills, type LastDrill } from "../monitor";
 import { DATABASE_NAME } from "../names";
 import { cleanToolOutput, createReporter, runRestore, wrangler, type AgeIdentities, type Reporter, type RestoreResult } from "../restore";
 import { quoteText } from "../sql";
-import { machine, renderTemplate, reportPath, reportValues, RTO_OBJECTIVE_SECONDS, TEMPLATE_FILE, tools } from "./report";
+import { drillLines, machine, renderTemplate, reportPath, reportValues, RTO_OBJECTIVE_SECONDS, TEMPLATE_FILE, tools } from "./report";
 
 export interface RestorationTestOptions {
   /** A backup name or key; default: the newest complete backup (local state only). */
@@ -64,6 +65,39 @@ async function newestLocalBackup(persistTo: string | undefined): Promise<string>
     return newest.name;
   } finally {
     await platform.dispose();
+  }
+}
+
+const DRILL_SQL =
+  "SELECT action, entity_id, details, created_at FROM activity_log WHERE action IN ('restore_drill_completed', 'restore_drill_failed', 'restore_drill_skipped') ORDER BY id DESC LIMIT 400";
+
+/** The nightly restore drills activity_log holds (newest first), from the portal's database the test reads; null when unreadable. */
+async function readDrills(remote: boolean, persistTo: string | undefined): Promise<{ drills: LastDrill[] } | { error: string }> {
+  try {
+    if (!remote) {
+      const platform = await openLocalPlatform({ persistTo });
+      try {
+        return { drills: await restoreDrills(platform.env.DB) };
+      } finally {
+        await platform.dispose();
+      }
+    }
+    const res = await wrangler(["d1", "execute", DATABASE_NAME, "--remote", "--json", "--command", DRILL_SQL]);
+    if (res.code !== 0) throw new Error(cleanToolOutput(res.stderr || res.stdout));
+    type Row = { action: string; entity_id: string | null; details: string | null; created_at: string };
+    const rows = (JSON.parse(res.stdout) as { results: Row[] }[])[0]?.results ?? [];
+    return { drills: rows.map((r) => ({ outcome: r.action.slice("restore_drill_".length) as LastDrill["outcome"], at: r.created_at, key: r.entity_id, ...drillDetails(r.details) })) };
+  } catch (e) {
+    return { error: errorMessage(e) };
+  }
+}
+
+function drillDetails(text: string | null): Pick<LastDrill, "reason" | "replayMs"> {
+  try {
+    const d = JSON.parse(text ?? "{}") as Record<string, unknown>;
+    return { ...(typeof d.reason === "string" ? { reason: d.reason } : {}), ...(typeof d.replay_ms === "number" ? { replayMs: d.replay_ms } : {}) };
+  } catch {
+    return {};
   }
 }
 
@@ -130,6 +164,9 @@ export async function runRestorationTest(opts: RestorationTestOptions): Promise<
   const withinObjective = rtoSeconds <= RTO_OBJECTIVE_SECONDS;
   if (!withinObjective) notes.push(`RTO ${rtoSeconds} s is over the ${RTO_OBJECTIVE_SECONDS} s objective: note the slow step and open an issue`);
 
+  // The nightly drills since the last quarter, beside this run: the test is the deep check, the drills the daily one.
+  const drills = await readDrills(!!opts.remote, opts.persistTo);
+
   // The template's own comment (for whoever edits it) stays out of the reports.
   const template = fs.readFileSync(TEMPLATE_FILE, "utf8").replace(/<!--[\s\S]*?-->\n*/g, "");
   const values = reportValues({
@@ -147,6 +184,7 @@ export async function runRestorationTest(opts: RestorationTestOptions): Promise<
     error,
     passed,
     notes,
+    drills: drillLines(drills, now),
   });
   fs.mkdirSync(reportDir, { recursive: true });
   const reportFile = reportPath(reportDir, now);

@@ -138,6 +138,7 @@ describe("against real local D1 and R2", () => {
         checkedAt: T.toISOString(),
         lastSuccess: null,
         lastRun: null,
+        lastDrill: null,
         nextScheduledRun: nextScheduledRun(T).toISOString(),
         staleAfterHours: 26,
         incompleteCount: 0,

@@ -31,7 +31,12 @@ function preflight(root: string) {
   return { code: r.status, out: r.stdout + r.stderr };
 }
 
-const withId = (s: string) => s.replace(/database_id = "[^"]*"/, `database_id = "${REAL_ID}"`);
+// DB gets REAL_ID in both configs; the cron Worker's RESTORE_DRILL_DB (the second one) its own.
+const DRILL_ID = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b";
+const withId = (s: string) => {
+  let n = 0;
+  return s.replace(/database_id = "[^"]*"/g, () => `database_id = "${n++ === 0 ? REAL_ID : DRILL_ID}"`);
+};
 
 describe("npm run preflight", () => {
   it("a complete config: nothing missing, exit 0; what it could not check is a note", () => {
@@ -62,6 +67,14 @@ describe("npm run preflight", () => {
     expect(r.out).toMatch(/CLERK_JWT_KEY is not a PEM public key/);
     expect(r.out).toMatch(/CRON_SECRET is shorter than 32/);
     expect(r.out).toMatch(/CLERK_AUTHORIZED_PARTIES must be/);
+  });
+
+  it("RESTORE_DRILL_DB with DB's database_id is named (the drill would refuse it), exit 1", () => {
+    const root = checkout((p, c) => [withId(p), withId(c).replace(DRILL_ID, REAL_ID)], `CLERK_JWT_KEY="${PEM}"\nCRON_SECRET=${"a".repeat(64)}\n`);
+    const r = preflight(root);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/RESTORE_DRILL_DB has DB's database_id/);
+    expect(r.out).not.toMatch(/bind differently/);
   });
 
   it("a bad flag is a usage error (exit 2)", () => {

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { backupDatabase, type Manifest } from "../../lib/backup";
+import { backupDatabase, tryLogActivity, type Manifest } from "../../lib/backup";
 import { keysFor } from "../../lib/backup/keys";
 import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local/platform";
 import { nextTestDate, quarterOf, reminderText } from "../../lib/restoration-test";
@@ -52,6 +52,9 @@ describe("scripts/test-restoration.sh on local state", () => {
       // An older backup first: the script must pick the newest complete one.
       await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, now: new Date(Date.now() - 3_600_000), trigger: "cli", signingKey: keys.signingKey });
       manifest = (await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, trigger: "cli", signingKey: keys.signingKey })).manifest;
+      // Two nightly drills the report must list beside its own run.
+      await tryLogActivity(platform.env.DB, { action: "restore_drill_completed", entityId: manifest.object.key, details: { replay_ms: 1234, rows: manifest.totalRows } });
+      await tryLogActivity(platform.env.DB, { action: "restore_drill_failed", entityId: manifest.object.key, details: { reason: 'table "tickets": checksum differs' } });
     } finally {
       await platform.dispose();
     }
@@ -90,6 +93,8 @@ describe("scripts/test-restoration.sh on local state", () => {
     expect(steps.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(total + 0.3);
     expect(report).toMatch(/Measured: within the objective/);
     expect(report).toMatch(/^\| Machine \| .+: Linux .+ × .+ GB RAM \|$/m);
+    expect(report).toContain("2 drills: 1 passed, 1 failed, 0 skipped; replay time 1.2–1.2 s.");
+    expect(report).toMatch(/^\| [^|]+ \| backups\/database-\S+\.sql\.gz \| ❌ failed \| — \| table "tickets": checksum differs \|$/m);
     expect(report).not.toMatch(/\{\{[A-Z_]+\}\}/);
     expect(report).not.toContain("<!--");
 

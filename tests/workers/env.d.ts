@@ -12,6 +12,9 @@ declare global {
       ALERT_RECEIVER_URL: string;
       ALERT_WEBHOOK_URL?: string;
       BACKUP_SIGNING_KEY?: string;
+      /** functions/wrangler.toml's scratch database for the restore drill. */
+      RESTORE_DRILL_DB?: D1Database;
+      RESTORE_DRILL_MAX_QUERIES?: string;
     }
   }
 }

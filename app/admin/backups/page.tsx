@@ -8,7 +8,7 @@ import { requireAdmin } from "../../../lib/auth";
 import { activitySummary, BackupError, errorResponse, formatBytes } from "../../../lib/backup";
 import { getBindings, isOffsiteConfigured } from "../../../lib/env";
 import { DATABASE_NAME } from "../../../lib/names";
-import { type BackupHealth, type Dashboard, getDashboard, type SizePoint } from "../../../lib/monitor";
+import { type BackupHealth, type Dashboard, getDashboard, type RtoPoint, type SizePoint } from "../../../lib/monitor";
 import { BackupNowButton, CleanupButton, CopyButton } from "./actions";
 
 export const runtime = "edge";
@@ -46,6 +46,9 @@ const ACTION_LABEL: Record<string, string> = {
   restoration_test_failed: "Restoration test failed",
   backup_alert_sent: "Alert sent",
   backup_alert_failed: "Alert not delivered",
+  restore_drill_completed: "Restore drill passed",
+  restore_drill_failed: "Restore drill FAILED",
+  restore_drill_skipped: "Restore drill skipped",
 };
 
 // Below 640 px each table row becomes a stacked card, each cell labelled from data-label, so a
@@ -160,6 +163,65 @@ function SizeChart({ points }: { points: SizePoint[] }) {
   );
 }
 
+/** Replay time of each passed restore drill over the last 30 days: the RTO the drills measured. */
+function RtoChart({ points }: { points: RtoPoint[] }) {
+  if (points.length === 0) return <p data-testid="rto-chart-empty">No passed restore drill in the last 30 days.</p>;
+  const width = 640;
+  const height = 120;
+  const pad = { left: 56, right: 8, top: 8, bottom: 22 };
+  const max = Math.max(...points.map((p) => p.replayMs));
+  const slot = (width - pad.left - pad.right) / points.length;
+  const barW = Math.max(1, Math.min(24, slot * 0.8));
+  const plotH = height - pad.top - pad.bottom;
+  const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  return (
+    <svg
+      data-testid="rto-chart"
+      role="img"
+      aria-label={`Restore time of the drills over the last 30 days: ${points.length} drills, longest ${secs(max)}`}
+      viewBox={`0 0 ${width} ${height}`}
+      style={{ width: "100%", maxWidth: width, height: "auto", background: "#fafafa", border: "1px solid #e0e0e0", borderRadius: 6 }}
+    >
+      <text x={pad.left - 6} y={pad.top + 10} textAnchor="end" fontSize="11" fill="#555">
+        {secs(max)}
+      </text>
+      <text x={pad.left - 6} y={height - pad.bottom} textAnchor="end" fontSize="11" fill="#555">
+        0
+      </text>
+      <line x1={pad.left} y1={height - pad.bottom} x2={width - pad.right} y2={height - pad.bottom} stroke="#999" />
+      {points.map((p, i) => {
+        const h = max > 0 ? Math.max(1, (p.replayMs / max) * plotH) : 1;
+        const x = pad.left + i * slot + (slot - barW) / 2;
+        return (
+          <rect key={`${p.at}-${i}`} x={x} y={height - pad.bottom - h} width={barW} height={h} fill="#2e7d32">
+            <title>{`${p.key ?? "?"}: restored in ${secs(p.replayMs)} (${p.at})`}</title>
+          </rect>
+        );
+      })}
+      <text x={pad.left} y={height - 6} fontSize="11" fill="#555">
+        {points[0].date}
+      </text>
+      <text x={width - pad.right} y={height - 6} textAnchor="end" fontSize="11" fill="#555">
+        {points[points.length - 1].date}
+      </text>
+    </svg>
+  );
+}
+
+/** ✓ proven / ✗ what differed / skipped / – never drilled. */
+function DrillCell({ drill }: { drill: Dashboard["backups"][number]["drill"] }) {
+  if (!drill) return <span title="no restore drill of this backup">–</span>;
+  if (drill.outcome === "completed") {
+    return (
+      <span style={{ color: "#1b5e20" }} title={`restore drill passed at ${drill.at}`}>
+        ✓ proven{drill.replayMs !== undefined ? ` (${(drill.replayMs / 1000).toFixed(1)} s)` : ""}
+      </span>
+    );
+  }
+  if (drill.outcome === "failed") return <span style={{ color: "#b71c1c" }}>✗ {drill.reason ?? "failed"}</span>;
+  return <span style={{ color: "#8a5300" }}>skipped: {drill.reason ?? "see activity"}</span>;
+}
+
 /**
  * The commands of BACKUP_RESTORATION.md for this backup, ready to paste: verify, restore into a new
  * database, and fetch the files with stock wrangler. Shown most of all when D1 is gone.
@@ -214,6 +276,7 @@ function BackupsTable({ backups, chosen }: { backups: Dashboard["backups"]; chos
           <th style={cell}>Checksum</th>
           <th style={cell}>Signature</th>
           <th style={cell}>Copies</th>
+          <th style={cell}>Restore drill</th>
           <th style={cell}>Files</th>
         </tr>
       </thead>
@@ -262,6 +325,9 @@ function BackupsTable({ backups, chosen }: { backups: Dashboard["backups"]; chos
                   off-site –
                 </span>
               )}
+            </td>
+            <td style={cell} data-label="Restore drill" data-testid="backup-drill" data-drill={b.drill?.outcome ?? "none"}>
+              <DrillCell drill={b.drill} />
             </td>
             <td style={cell} data-label="Files">
               <a href={`/api/admin/backup/${b.name}?download=1`} download>
@@ -451,6 +517,21 @@ export default async function BackupsDashboard({ searchParams }: { searchParams:
       <section style={section}>
         <h2>Backup size, last 30 days</h2>
         <SizeChart points={data.sizes} />
+      </section>
+
+      <section style={section}>
+        <h2>Restore time (nightly drill), last 30 days</h2>
+        <p data-testid="proven-restorable" style={{ marginTop: 0 }}>
+          {data.provenRestorable ? (
+            <>
+              Newest backup proven restorable: <strong>{data.provenRestorable.name}</strong> (drill passed {data.provenRestorable.drilledAt} UTC). Prefer it
+              when restoring (BACKUP_RESTORATION.md).
+            </>
+          ) : (
+            "No backup has passed a restore drill yet."
+          )}
+        </p>
+        <RtoChart points={data.rto ?? []} />
       </section>
 
       <section style={section}>
