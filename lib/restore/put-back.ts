@@ -135,7 +135,7 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
     const t = await describe(scratch, name);
     if (where) {
       try {
-        await sqliteQuery(scratch, `SELECT count(*) AS n FROM ${quoteIdent(name)} WHERE (${where})`, { safe: true });
+        await sqliteQuery(scratch, `SELECT count(*) AS n FROM ${quoteIdent(name)} WHERE (${where})`);
       } catch (e) {
         throw new BackupError("INVALID_INPUT", `--where "${where}" does not work on table "${name}": ${(e as Error).message.replace(/^.*failed: /, "")}`);
       }
@@ -202,7 +202,6 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
           writer.add(Buffer.from(line, "hex").toString("latin1"));
           if (writer.rows % 1000 === 0) reporter.progress(`${t.name}: ${writer.rows} rows, ${formatBytes(bytes)} written`);
         },
-        { safe: true },
       );
       writer.flush();
       result.push({ name: t.name, rows: writer.rows, splitRows: writer.splitRows, keyColumns: t.rowidKey ? [t.rowidKey] : t.keyColumns });
