@@ -28,7 +28,7 @@ interface Tok {
 const ID_START = /[A-Za-z_\u0080-\uffff]/;
 const ID_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/;
 const WORD_RUN = /[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*/y;
-const NUMBER_RUN = /(?:0[xX][0-9A-Fa-f]+|[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)/y;
+const NUMBER_RUN = /(?:0[xX][0-9A-Fa-f_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?|\.[0-9][0-9_]*(?:[eE][+-]?[0-9_]+)?)/y;
 const SPACE_RUN = /[ \t\n\f\r]+/y;
 const OPS = ["->>", "||", "<=", ">=", "==", "!=", "<>", "<<", ">>", "->"];
 
@@ -244,10 +244,10 @@ class DumpStatementChecker {
     const toks = tokenize(text);
     const p = new Cursor(toks, text.length);
     try {
+      commandTerminator(text);
       const bad = toks.find((t) => t.k === "bad");
       if (bad) p.fail(`SQLite cannot read ${JSON.stringify(bad.v)}`, bad.at);
       this.statement(p);
-      commandTerminator(text);
     } catch (e) {
       if (e instanceof Refusal) throw refusal(stmt, e.at, e.reason);
       throw e;

@@ -189,9 +189,8 @@ describe("poisoned backups are refused before anything runs", () => {
     existing = { file: path.join(tempDir("allow-existing"), "existing.db"), hash: "" };
     sqliteJson(existing.file, "CREATE TABLE keep_me (x); INSERT INTO keep_me VALUES ('precious');");
     existing.hash = sha(existing.file);
-    const persistTo = path.join(tempDir("allow-d1"), "state");
-    expect((await restore({ source: { kind: "local", name: good.name, persistTo: source }, target: { kind: "d1", database: "tech-support-db", remote: false, persistTo } })).ok).toBe(true);
-    d1 = { persistTo, file: d1File(persistTo), hash: sha(d1File(persistTo)) };
+    // The seeded source database is the local D1 target: it must come out of every refusal as it was.
+    d1 = { persistTo: source, file: d1File(source), hash: sha(d1File(source)) };
   });
 
   const expectNothingRan = () => {
