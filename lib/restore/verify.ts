@@ -1,7 +1,8 @@
 // Proves a downloaded backup is exactly what its manifest describes before anything is restored:
 // the manifest is one this tool reads and belongs to the backup asked for, the object has the
 // recorded size and sha256, the gzip decompresses completely, the SQL has the recorded sha256,
-// and it ends with the marker the dump writes last. Each failure has its own message and check
+// it ends with the marker the dump writes last, and every statement in it is one the dump writer
+// emits (lib/sql allowlist), so nothing else is ever run. Each failure has its own message and check
 // name (details.check), so a person knows whether to re-download, pick another backup or report.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
