@@ -16,7 +16,7 @@ export interface DumpExpectation {
   triggers: number;
 }
 
-type TokKind = "word" | "ident" | "string" | "blob" | "number" | "op" | "param" | "bad";
+type TokKind = "word" | "ident" | "string" | "blob" | "number" | "op" | "param";
 interface Tok {
   k: TokKind;
   /** word: as written; ident/string: unquoted; blob: the hex digits; op: the operator. */
@@ -32,11 +32,17 @@ const NUMBER_RUN = /(?:0[xX][0-9A-Fa-f_]+|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][+-]?
 const SPACE_RUN = /[ \t\n\f\r]+/y;
 const OPS = ["->>", "||", "<=", ">=", "==", "!=", "<>", "<<", ">>", "->"];
 
-/** SQLite's tokens (tokenize.c), whitespace and comments dropped; anything SQLite would not read is "bad". */
-function tokenize(sql: string): Tok[] {
-  const out: Tok[] = [];
+function badToken(sql: string, at: number): never {
+  throw new Refusal(`SQLite cannot read ${JSON.stringify(sql.slice(at, at + 20))}`, at);
+}
+
+/**
+ * The next of SQLite's tokens (tokenize.c) from `i`, whitespace and comments skipped; null at the
+ * end. Anything SQLite would not read is refused on the spot.
+ */
+function lexOne(sql: string, start: number): { tok: Tok; next: number } | null {
   const n = sql.length;
-  let i = 0;
+  let i = start;
   while (i < n) {
     const ch = sql[i];
     SPACE_RUN.lastIndex = i;
@@ -57,10 +63,8 @@ function tokenize(sql: string): Tok[] {
     if ((ch === "x" || ch === "X") && sql[i + 1] === "'") {
       const close = sql.indexOf("'", i + 2);
       const hex = close === -1 ? null : sql.slice(i + 2, close);
-      if (hex === null || hex.length % 2 !== 0 || !/^[0-9A-Fa-f]*$/.test(hex)) out.push({ k: "bad", v: sql.slice(i, i + 20), at: i });
-      else out.push({ k: "blob", v: hex, at: i });
-      i = close === -1 ? n : close + 1;
-      continue;
+      if (hex === null || hex.length % 2 !== 0 || !/^[0-9A-Fa-f]*$/.test(hex)) badToken(sql, i);
+      return { tok: { k: "blob", v: hex!, at: i }, next: close + 1 };
     }
     if (ch === "'" || ch === '"' || ch === "`" || ch === "[") {
       const closer = ch === "[" ? "]" : ch;
@@ -68,10 +72,7 @@ function tokenize(sql: string): Tok[] {
       let value = "";
       for (;;) {
         const close = sql.indexOf(closer, j);
-        if (close === -1) {
-          out.push({ k: "bad", v: sql.slice(i, i + 20), at: i });
-          return out;
-        }
+        if (close === -1) badToken(sql, i);
         value += sql.slice(j, close);
         if (closer !== "]" && sql[close + 1] === closer) {
           value += closer;
@@ -81,43 +82,43 @@ function tokenize(sql: string): Tok[] {
         j = close + 1;
         break;
       }
-      out.push({ k: ch === "'" ? "string" : "ident", v: value, at: i });
-      i = j;
-      continue;
+      return { tok: { k: ch === "'" ? "string" : "ident", v: value, at: i }, next: j };
     }
-    if (/[0-9]/.test(ch) || (ch === "." && /[0-9]/.test(sql[i + 1] ?? ""))) {
+    if ((ch >= "0" && ch <= "9") || (ch === "." && /[0-9]/.test(sql[i + 1] ?? ""))) {
       NUMBER_RUN.lastIndex = i;
       NUMBER_RUN.test(sql);
       const end = NUMBER_RUN.lastIndex;
-      // "1abc" or "1e": SQLite's "unrecognized token".
-      out.push({ k: ID_CHAR.test(sql[end] ?? "") ? "bad" : "number", v: sql.slice(i, end), at: i });
-      i = end;
-      continue;
+      if (ID_CHAR.test(sql[end] ?? "")) badToken(sql, i); // "1abc", "1e": SQLite's "unrecognized token"
+      return { tok: { k: "number", v: sql.slice(i, end), at: i }, next: end };
     }
     if (ID_START.test(ch)) {
       WORD_RUN.lastIndex = i;
       WORD_RUN.test(sql);
-      out.push({ k: "word", v: sql.slice(i, WORD_RUN.lastIndex), at: i });
-      i = WORD_RUN.lastIndex;
-      continue;
+      return { tok: { k: "word", v: sql.slice(i, WORD_RUN.lastIndex), at: i }, next: WORD_RUN.lastIndex };
     }
     if (ch === "?" || ch === ":" || ch === "@" || ch === "$" || ch === "#") {
       WORD_RUN.lastIndex = i + 1;
       const end = WORD_RUN.test(sql) ? WORD_RUN.lastIndex : i + 1;
-      out.push({ k: "param", v: sql.slice(i, end), at: i });
-      i = end;
-      continue;
+      return { tok: { k: "param", v: sql.slice(i, end), at: i }, next: end };
     }
-    const op = OPS.find((o) => sql.startsWith(o, i));
-    if (op) {
-      out.push({ k: "op", v: op, at: i });
-      i += op.length;
-      continue;
-    }
-    out.push({ k: "(),;.=+-*/%<>&|~!".includes(ch) ? "op" : "bad", v: ch, at: i });
-    i++;
+    const op = OPS.find((o) => sql.startsWith(o, i)) ?? ("(),;.=+-*/%<>&|~!".includes(ch) ? ch : null);
+    if (op === null) badToken(sql, i);
+    return { tok: { k: "op", v: op!, at: i }, next: i + op!.length };
   }
-  return out;
+  return null;
+}
+
+// The rows of a dump's INSERT as the writer formats them (valuesTuple: no spaces, rows joined by
+// ",\n"), matched in one pass; anything else (staged cells, other spacing) goes token by token.
+const LITERAL = String.raw`NULL|-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|'[^']*(?:''[^']*)*'|X'(?:[0-9A-Fa-f]{2})*'|CAST\(X'(?:[0-9A-Fa-f]{2})*' AS TEXT\)`;
+const tupleRuns = new Map<number, RegExp>();
+function tupleRun(columns: number): RegExp {
+  let re = tupleRuns.get(columns);
+  if (!re) {
+    re = new RegExp(String.raw`[ \t\n\f\r]*\((?:${LITERAL})(?:,(?:${LITERAL})){${columns - 1}}\)(?:,\n(?=\())?`, "y");
+    tupleRuns.set(columns, re);
+  }
+  return re;
 }
 
 /** ASCII-only case folding, as SQLite compares names (so "É" and "é" stay two tables). */
@@ -159,16 +160,44 @@ class Refusal extends Error {
 
 class Cursor {
   i = 0;
-  constructor(
-    readonly toks: Tok[],
-    readonly textLength: number,
-  ) {}
+  /** Tokens lexed so far (lazily: rows matched by fastRows are never tokenized). */
+  readonly toks: Tok[] = [];
+  private pos = 0;
+  constructor(readonly text: string) {}
 
   peek(k = 0): Tok | undefined {
+    while (this.toks.length <= this.i + k) {
+      const r = lexOne(this.text, this.pos);
+      if (!r) return undefined;
+      this.toks.push(r.tok);
+      this.pos = r.next;
+    }
     return this.toks[this.i + k];
   }
+  /** Every token to the end of the statement. */
+  rest(): Tok[] {
+    while (this.peek(this.toks.length - this.i) !== undefined);
+    return this.toks;
+  }
+  /**
+   * Rows in the writer's own format with `columns` literals each, from here. "none": not one;
+   * "comma": rows, then ",\n" before a row to read token by token; "stop": rows, then the rest.
+   */
+  fastRows(columns: number): "none" | "comma" | "stop" {
+    if (this.toks.length !== this.i) return "none"; // tokens already read ahead: stay on them
+    const re = tupleRun(columns);
+    let state: "none" | "comma" | "stop" = "none";
+    for (;;) {
+      re.lastIndex = this.pos;
+      const m = re.exec(this.text);
+      if (!m) return state;
+      this.pos = re.lastIndex;
+      if (!m[0].endsWith("\n")) return "stop";
+      state = "comma";
+    }
+  }
   private here(): number {
-    return this.peek()?.at ?? this.textLength;
+    return this.peek()?.at ?? this.text.length;
   }
   fail(reason: string, at = this.here()): never {
     throw new Refusal(reason, at);
@@ -207,7 +236,7 @@ class Cursor {
   end(): void {
     if (!this.isOp(";")) this.fail(`unexpected ${this.describe()} where the dump's statement ends`);
     this.i++;
-    if (this.i !== this.toks.length) this.fail("more after the end of the statement");
+    if (this.peek() !== undefined) this.fail("more after the end of the statement");
   }
   describe(t = this.peek()): string {
     return t ? `"${t.v.slice(0, 40)}"` : "end of statement";
@@ -241,12 +270,9 @@ class DumpStatementChecker {
       const line = text.split("\n", 1)[0];
       throw refusal(stmt, 0, `a sqlite3 shell command ("${line.slice(0, 60)}"), not SQL; sqlite3 would run it`);
     }
-    const toks = tokenize(text);
-    const p = new Cursor(toks, text.length);
+    const p = new Cursor(text);
     try {
       commandTerminator(text);
-      const bad = toks.find((t) => t.k === "bad");
-      if (bad) p.fail(`SQLite cannot read ${JSON.stringify(bad.v)}`, bad.at);
       this.statement(p);
     } catch (e) {
       if (e instanceof Refusal) throw refusal(stmt, e.at, e.reason);
@@ -306,7 +332,7 @@ class DumpStatementChecker {
           return closer(p);
         } catch (e) {
           if (!(e instanceof Refusal)) throw e;
-          p.fail("a SELECT other than the dump's no-op closer SELECT 1 WHERE 0 AND (CASE WHEN 0 THEN 0 END )", e.at);
+          return p.fail("a SELECT other than the dump's no-op closer SELECT 1 WHERE 0 AND (CASE WHEN 0 THEN 0 END )", e.at);
         }
       default:
         p.i--;
@@ -403,6 +429,14 @@ class DumpStatementChecker {
     if (want && columns.join(",") !== want) p.fail(`INSERT into ${nameTok!.v} with columns (${columns.join(", ")}); the dump writes (${want.replace(/,/g, ", ")})`, nameTok!.at);
     if (kind === "stat1" && !this.analyzed) p.fail("rows of sqlite_stat1 before ANALYZE sqlite_master", nameTok!.at);
     for (;;) {
+      const run = kind === "table" || kind === "stat1" ? p.fastRows(columns.length) : "none";
+      if (run === "stop") {
+        if (p.isOp(",")) {
+          p.i++;
+          continue;
+        }
+        return p.end();
+      }
       p.op("(");
       for (let c = 0; c < columns.length; c++) {
         if (c > 0) p.op(",");
@@ -556,7 +590,7 @@ function closer(p: Cursor): void {
  * -safe sqlite3 has; SQLite itself refuses views and triggers of main that reference it).
  */
 function schemaBody(p: Cursor): void {
-  const toks = p.toks;
+  const toks = p.rest();
   for (let i = p.i; i < toks.length; i++) {
     const t = toks[i];
     if (t.k === "param") throw new Refusal(`parameter ${t.v} in a schema statement`, t.at);

@@ -125,7 +125,17 @@ describe("the SQL check: every statement is one the dump writer emits", () => {
     check(`${t}INSERT INTO "clients" (rowid, "id", "v") VALUES\n(1,NULL,-0.0),\n(2,'it''s',X'00FF'),\n(-3,CAST(X'E282AC' AS TEXT),1.5e-07),\n(4,9.0e+999,-9223372036854775808);\n`, exp);
     for (const v of ["abs(1)", "1+1", "(1)", "?", ":x", "CAST(1 AS TEXT)", "0x10", "TRUE", "CURRENT_TIME", "X'ABC'", "'a' || 'b'"]) {
       expect(() => check(`${t}INSERT INTO "clients" ("id") VALUES (${v});\n`, exp), v).toThrow(/not dump SQL at line 2/);
+      // After rows in the writer's own format too (those are matched in one pass, the rest token by token).
+      expect(() => check(`${t}INSERT INTO "clients" ("id") VALUES\n('a'),\n(-1.5),\n(${v});\n`, exp), v).toThrow(/not dump SQL at line 4/);
     }
+  });
+
+  it("a row with more or fewer values than columns is refused", () => {
+    const t = 'CREATE TABLE "clients" (id, v);\n';
+    const exp: DumpExpectation = { tables: ["clients"], indexes: 0, views: 0, triggers: 0 };
+    check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2,'b');\n`, exp);
+    expect(() => check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2,'b',3);\n`, exp)).toThrow(/line 3: a row with more values than its 2 column/);
+    expect(() => check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2);\n`, exp)).toThrow(/line 3: expected ","/);
   });
 
   it("the staging shapes of large rows pass only with their own staging table", () => {
