@@ -243,11 +243,10 @@ export async function comparePutBack(
     const keySelect = info.rowidKey ? `${info.rowidKey} AS ${info.rowidKey}, *` : "*";
     const selected = `(SELECT ${keySelect} FROM b.${name}${where ? ` WHERE (${where})` : ""})`;
     const sql =
-      `ATTACH ${quoteText(scratch)} AS b;\n` +
       `SELECT (SELECT count(*) FROM ${selected} s) AS selected,` +
       ` (SELECT count(*) FROM ${selected} s WHERE NOT EXISTS (SELECT 1 FROM main.${name} l WHERE ${match})) AS missing,` +
       ` (SELECT count(*) FROM ${selected} s WHERE EXISTS (SELECT 1 FROM main.${name} l WHERE ${match} AND NOT (${same || "1"}))) AS different;`;
-    const [row] = await sqliteQuery<{ selected: number; missing: number; different: number }>(targetFile, sql);
+    const [row] = await sqliteQuery<{ selected: number; missing: number; different: number }>(targetFile, sql, { attach: { file: scratch, as: "b" } });
     out.push({ table: t.name, selected: row.selected, missing: row.missing, different: row.different });
   }
   return out;

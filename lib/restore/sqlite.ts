@@ -5,6 +5,7 @@
 import fs from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { BackupError } from "../backup";
+import { quoteIdent, quoteText } from "../sql";
 import { cleanToolOutput, run } from "./exec";
 
 export const SQLITE3 = process.env.SQLITE3_BIN || "sqlite3";
@@ -15,10 +16,17 @@ export const SQLITE3_FLAGS = ["-batch", "-bail", "-safe"] as const;
 export interface QueryOptions {
   /** Open read-only (default): an inspection must never change, or create, the file. */
   readonly?: boolean;
+  /**
+   * A second database our own code compares against (put-back checks): attached by -cmd before
+   * -safe is turned on, the one thing safe mode would refuse; everything after runs safe.
+   */
+  attach?: { file: string; as: string };
 }
 
 function flags(opts: QueryOptions): string[] {
-  return [...SQLITE3_FLAGS, ...((opts.readonly ?? true) ? ["-readonly"] : [])];
+  const f = ["-batch", "-bail", ...((opts.readonly ?? true) ? ["-readonly"] : [])];
+  if (opts.attach) f.push("-cmd", `ATTACH ${quoteText(opts.attach.file)} AS ${quoteIdent(opts.attach.as)}`);
+  return [...f, "-safe"];
 }
 
 /** Runs one statement and returns its rows (sqlite3 -json). */
