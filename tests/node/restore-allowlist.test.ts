@@ -126,7 +126,7 @@ describe("the SQL check: every statement is one the dump writer emits", () => {
     for (const v of ["abs(1)", "1+1", "(1)", "?", ":x", "CAST(1 AS TEXT)", "0x10", "TRUE", "CURRENT_TIME", "X'ABC'", "'a' || 'b'"]) {
       expect(() => check(`${t}INSERT INTO "clients" ("id") VALUES (${v});\n`, exp), v).toThrow(/not dump SQL at line 2/);
       // After rows in the writer's own format too (those are matched in one pass, the rest token by token).
-      expect(() => check(`${t}INSERT INTO "clients" ("id") VALUES\n('a'),\n(-1.5),\n(${v});\n`, exp), v).toThrow(/not dump SQL at line 4/);
+      expect(() => check(`${t}INSERT INTO "clients" ("id") VALUES\n('a'),\n(-1.5),\n(${v});\n`, exp), v).toThrow(/not dump SQL at line 5/);
     }
   });
 
@@ -134,8 +134,8 @@ describe("the SQL check: every statement is one the dump writer emits", () => {
     const t = 'CREATE TABLE "clients" (id, v);\n';
     const exp: DumpExpectation = { tables: ["clients"], indexes: 0, views: 0, triggers: 0 };
     check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2,'b');\n`, exp);
-    expect(() => check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2,'b',3);\n`, exp)).toThrow(/line 3: a row with more values than its 2 column/);
-    expect(() => check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2);\n`, exp)).toThrow(/line 3: expected ","/);
+    expect(() => check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2,'b',3);\n`, exp)).toThrow(/line 4: a row with more values than its 2 column/);
+    expect(() => check(`${t}INSERT INTO "clients" ("id", "v") VALUES\n(1,'a'),\n(2);\n`, exp)).toThrow(/line 4: expected ","/);
   });
 
   it("the staging shapes of large rows pass only with their own staging table", () => {
