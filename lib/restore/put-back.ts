@@ -135,7 +135,7 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
     const t = await describe(scratch, name);
     if (where) {
       try {
-        await sqliteQuery(scratch, `SELECT count(*) AS n FROM ${quoteIdent(name)} WHERE (${where})`, { safe: true });
+        await sqliteQuery(scratch, `SELECT count(*) AS n FROM ${quoteIdent(name)} WHERE (${where})`);
       } catch (e) {
         throw new BackupError("INVALID_INPUT", `--where "${where}" does not work on table "${name}": ${(e as Error).message.replace(/^.*failed: /, "")}`);
       }
@@ -202,7 +202,6 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
           writer.add(Buffer.from(line, "hex").toString("latin1"));
           if (writer.rows % 1000 === 0) reporter.progress(`${t.name}: ${writer.rows} rows, ${formatBytes(bytes)} written`);
         },
-        { safe: true },
       );
       writer.flush();
       result.push({ name: t.name, rows: writer.rows, splitRows: writer.splitRows, keyColumns: t.rowidKey ? [t.rowidKey] : t.keyColumns });
@@ -244,11 +243,10 @@ export async function comparePutBack(
     const keySelect = info.rowidKey ? `${info.rowidKey} AS ${info.rowidKey}, *` : "*";
     const selected = `(SELECT ${keySelect} FROM b.${name}${where ? ` WHERE (${where})` : ""})`;
     const sql =
-      `ATTACH ${quoteText(scratch)} AS b;\n` +
       `SELECT (SELECT count(*) FROM ${selected} s) AS selected,` +
       ` (SELECT count(*) FROM ${selected} s WHERE NOT EXISTS (SELECT 1 FROM main.${name} l WHERE ${match})) AS missing,` +
       ` (SELECT count(*) FROM ${selected} s WHERE EXISTS (SELECT 1 FROM main.${name} l WHERE ${match} AND NOT (${same || "1"}))) AS different;`;
-    const [row] = await sqliteQuery<{ selected: number; missing: number; different: number }>(targetFile, sql);
+    const [row] = await sqliteQuery<{ selected: number; missing: number; different: number }>(targetFile, sql, { attach: { file: scratch, as: "b" } });
     out.push({ table: t.name, selected: row.selected, missing: row.missing, different: row.different });
   }
   return out;

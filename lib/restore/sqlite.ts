@@ -1,27 +1,32 @@
 // The sqlite3 CLI as a library: read-only queries on SQLite files (restored files, the files
-// behind local D1 databases, scratch copies) and streaming a SQL file into a database.
+// behind local D1 databases, scratch copies) and streaming a SQL file into a database. Every
+// invocation runs with -safe (no ATTACH, no .shell/.system/.output/.load, no readfile/writefile/
+// load_extension): a second wall behind the check that only dump SQL is ever run (lib/sql allowlist).
 import fs from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { BackupError } from "../backup";
+import { quoteIdent, quoteText } from "../sql";
 import { cleanToolOutput, run } from "./exec";
 
 export const SQLITE3 = process.env.SQLITE3_BIN || "sqlite3";
+
+/** How every sqlite3 here starts: no prompts, stop at the first error, safe mode. */
+export const SQLITE3_FLAGS = ["-batch", "-bail", "-safe"] as const;
 
 export interface QueryOptions {
   /** Open read-only (default): an inspection must never change, or create, the file. */
   readonly?: boolean;
   /**
-   * sqlite3's safe mode: no ATTACH, no .shell, no file writes through SQL. For SQL that contains
-   * text typed by the user (--where).
+   * A second database our own code compares against (put-back checks): attached by -cmd before
+   * -safe is turned on, the one thing safe mode would refuse; everything after runs safe.
    */
-  safe?: boolean;
+  attach?: { file: string; as: string };
 }
 
 function flags(opts: QueryOptions): string[] {
-  const f = ["-batch", "-bail"];
-  if (opts.readonly ?? true) f.push("-readonly");
-  if (opts.safe) f.push("-safe");
-  return f;
+  const f = ["-batch", "-bail", ...((opts.readonly ?? true) ? ["-readonly"] : [])];
+  if (opts.attach) f.push("-cmd", `ATTACH ${quoteText(opts.attach.file)} AS ${quoteIdent(opts.attach.as)}`);
+  return [...f, "-safe"];
 }
 
 /** Runs one statement and returns its rows (sqlite3 -json). */
@@ -101,7 +106,7 @@ export async function sqliteApplyFile(dbFile: string, sqlFile: string, onProgres
       yield Buffer.from("\nCOMMIT;\n");
     })(),
   );
-  const res = await run(SQLITE3, ["-batch", "-bail", dbFile], { input, maxKeep: 1024 * 1024 });
+  const res = await run(SQLITE3, [...SQLITE3_FLAGS, dbFile], { input, maxKeep: 1024 * 1024 });
   if (res.code !== 0) {
     throw new BackupError("DATABASE_ERROR", `sqlite3 could not apply ${sqlFile}: ${cleanToolOutput(res.stderr) || `exit code ${res.code}`}`);
   }

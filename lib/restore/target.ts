@@ -10,7 +10,7 @@ import { DATABASE_NAME } from "../names";
 import { own, release } from "./cleanup";
 import { cleanToolOutput, fileExists, shellQuote, wrangler, wranglerCommand } from "./exec";
 import type { Reporter } from "./progress";
-import { SQLITE3, sqliteApplyFile, sqliteQuery } from "./sqlite";
+import { SQLITE3, SQLITE3_FLAGS, sqliteApplyFile, sqliteQuery } from "./sqlite";
 
 export type TargetSpec =
   /** A plain SQLite file (must not exist unless --force). */
@@ -124,6 +124,10 @@ export function openTarget(spec: TargetSpec): Target {
 // ---------------------------------------------------------------------------------------------
 // SQLite file
 
+/** What a person would type to do what sqliteApplyFile does (-safe included, as it runs). */
+const sqliteCommand = (sqlFile: string, file: string) =>
+  `(echo 'BEGIN;'; cat ${shellQuote(sqlFile)}; echo 'COMMIT;') | ${SQLITE3} ${SQLITE3_FLAGS.join(" ")} ${shellQuote(file)}`;
+
 function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
   const file = path.resolve(spec.file);
   const query: Query = (sql) => sqliteQuery(file, sql);
@@ -141,7 +145,7 @@ function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
       }
     },
     restoreCommand: (sqlFile) =>
-      `(echo 'BEGIN;'; cat ${shellQuote(sqlFile)}; echo 'COMMIT;') | ${SQLITE3} -bail ${shellQuote(file)}`,
+      sqliteCommand(sqlFile, file),
     async restore(sqlFile, { reporter }) {
       // Built beside the target and checked there; renamed over it only by commit(), so the old
       // file (with --force) is untouched by a restore that fails its import or its checks.
@@ -174,7 +178,7 @@ function sqliteTarget(spec: { kind: "sqlite"; file: string }): Target {
         discard,
       };
     },
-    applyCommand: (sqlFile) => `(echo 'BEGIN;'; cat ${shellQuote(sqlFile)}; echo 'COMMIT;') | ${SQLITE3} -bail ${shellQuote(file)}`,
+    applyCommand: (sqlFile) => sqliteCommand(sqlFile, file),
     async apply(sqlFile, reporter) {
       if (!fileExists(file)) throw new BackupError("NOT_FOUND", `${file} does not exist: nothing to put rows back into`);
       await sqliteApplyFile(file, sqlFile, (p) => reporter.progress(`~${p.rows} rows, ${formatBytes(p.bytes)}`));

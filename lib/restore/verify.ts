@@ -2,13 +2,15 @@
 // the manifest is one this tool reads and belongs to the backup asked for, the object has the
 // recorded size and sha256 (of the encrypted bytes, for an age object), it decrypts with the
 // operator's age identity, the gzip decompresses completely, the SQL has the recorded sha256,
-// and it ends with the marker the dump writes last. Each failure has its own message and check
+// it ends with the marker the dump writes last, and every statement in it is one the dump writer
+// emits (lib/sql allowlist), so nothing else is ever run. Each failure has its own message and check
 // name (details.check), so a person knows whether to re-download, pick another backup or report.
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { StringDecoder } from "node:string_decoder";
 import zlib from "node:zlib";
 import {
   AGE_MAGIC,
@@ -24,6 +26,7 @@ import {
   type SignatureState,
   type VerifyKey,
 } from "../backup";
+import { DumpSqlCheck } from "../sql";
 import type { FetchedBackup } from "./fetch";
 import type { Reporter } from "./progress";
 
@@ -233,12 +236,31 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
     }
   }
 
-  // 2. Full decompression (or the plain file as given), hashing the SQL and keeping its tail.
+  // 2. Full decompression (or the plain file as given), hashing the SQL and keeping its tail. In
+  // the same pass every statement is checked against what the dump writer emits (step 5).
   const sqlFile = fetched.plainFile ?? path.join(workDir, `${name ?? "backup"}.sql`);
   const plainHash = createHash("sha256");
   let plainSize = 0;
   let tail = Buffer.alloc(0);
+  const statements = new DumpSqlCheck(
+    manifest
+      ? { tables: manifest.tables.map((t) => t.name), indexes: manifest.schema.indexes, views: manifest.schema.views, triggers: manifest.schema.triggers }
+      : null,
+  );
+  const decoder = new StringDecoder("utf8");
+  // The first refusal is kept and thrown after the checksums: a corrupted download says so first.
+  let refused: unknown = null;
+  const feed = (text: string, last = false) => {
+    if (refused) return;
+    try {
+      statements.push(text);
+      if (last) statements.end();
+    } catch (e) {
+      refused = e;
+    }
+  };
   const take = (chunk: Buffer) => {
+    feed(decoder.write(chunk));
     plainHash.update(chunk);
     plainSize += chunk.length;
     tail = Buffer.concat([tail.subarray(-256), chunk.subarray(-256)]).subarray(-256);
@@ -286,6 +308,7 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
     for await (const chunk of fs.createReadStream(sqlFile, { highWaterMark: 1024 * 1024 })) take(chunk as Buffer);
   }
   const sql = { size: plainSize, sha256: plainHash.digest("hex") };
+  feed(decoder.end(), true);
 
   // 3. The SQL is the dump the backup wrote...
   if (manifest) {
@@ -309,6 +332,13 @@ export async function verifyBackup(fetched: FetchedBackup, workDir: string, repo
     );
   }
   checks.push({ check: "end-marker", ok: true, detail: `ends with "${DUMP_END_MARKER}"` });
+  // 5. Only dump SQL: nothing that reaches this point runs anything the backup writer would not write.
+  if (refused) throw refused;
+  checks.push({
+    check: "statements",
+    ok: true,
+    detail: `${statements.statements} statements, each of a kind the backup writer emits${manifest ? ", for the tables and schema objects the manifest lists" : ""}`,
+  });
 
   return {
     name,

@@ -33,3 +33,4 @@ export {
   type StageCell,
 } from "./batcher";
 export { splitStatements, StatementSplitter, type SqlStatement } from "./statements";
+export { DumpSqlCheck, type DumpExpectation } from "./allowlist";

@@ -51,6 +51,11 @@ export class StatementSplitter {
     return this.scan(text, false);
   }
 
+  /** The statement read so far and not ended by a `;` (before end(): what a refusal names). */
+  unfinished(): SqlStatement | null {
+    return this.started ? { text: this.current, line: this.startLine } : null;
+  }
+
   /** The rest must be whitespace or comments: a statement without its `;` is refused. */
   end(): void {
     const text = this.carry;

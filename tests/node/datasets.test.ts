@@ -9,6 +9,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { backupDatabase } from "../../lib/backup";
 import { openLocalPlatform, PROJECT_ROOT } from "../../lib/local";
+import { expectDumpSqlAccepted } from "../helpers/dump-check";
 import { canonicalDump, d1File, executeFileLocal, migrateLocal, tempDir } from "../helpers/local";
 
 const DATASETS = path.join(PROJECT_ROOT, "..", "shared", "datasets");
@@ -45,6 +46,7 @@ describe.each(present.length > 0 ? present : ["(none)"])("sample database %s", (
       const { manifest } = await backupDatabase({ db: platform.env.DB, bucket: platform.env.DOCUMENTS, now: new Date(Date.UTC(2026, 10, 26, 2)) });
       const object = await platform.env.DOCUMENTS.get(manifest.object.key);
       sql = gunzipSync(Buffer.from(await object!.arrayBuffer())).toString("utf8");
+      expectDumpSqlAccepted(sql, manifest);
       tables = manifest.tables.length;
       rows = manifest.totalRows;
     } finally {

@@ -213,7 +213,7 @@ describe("damaged backups are refused before anything is touched", () => {
       const target = path.join(dir, "restored.db");
       const r = await runRestore({ source: { kind: "file", file }, target: { kind: "sqlite", file: target }, reporter: silentReporter(), tempRoot: work, verifyKeys });
       expect(r.ok).toBe(true);
-      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "signature", "object-sha256", "sql-sha256", "end-marker"]);
+      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "signature", "object-sha256", "sql-sha256", "end-marker", "statements"]);
       expect(canonicalDump(target)).toBe(before);
       fs.appendFileSync(file, "DELETE FROM clients;\n");
       const e = await rejection(runRestore({ source: { kind: "file", file }, target: { kind: "sqlite", file: path.join(dir, "never.db") }, reporter: silentReporter(), tempRoot: work, verifyKeys }));
@@ -226,7 +226,7 @@ describe("damaged backups are refused before anything is touched", () => {
       const file = path.join(tempDir("from-file"), "restored.db");
       const r = await runRestore({ source: { kind: "file", file: f.file, manifestFile: f.manifest }, target: { kind: "sqlite", file }, reporter: silentReporter(), tempRoot: work, verifyKeys });
       expect(r.ok).toBe(true);
-      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "signature", "object-sha256", "gzip", "sql-sha256", "end-marker"]);
+      expect(r.verification.map((c) => c.check)).toEqual(["manifest", "signature", "object-sha256", "gzip", "sql-sha256", "end-marker", "statements"]);
       expect(canonicalDump(file)).toBe(before);
     });
   });

@@ -15,6 +15,7 @@ import { openLocalPlatform } from "../../lib/local/platform";
 import { startLocalWorker, type LocalWorker } from "../../lib/local/runner";
 import { seedDemoData } from "../../lib/seed/seed";
 import { createAwkwardFixture } from "../fixtures/awkward";
+import { expectDumpSqlAccepted } from "../helpers/dump-check";
 import { canonicalDump, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir, wrangler } from "../helpers/local";
 import { splitStatements } from "../helpers/sql-split";
 
@@ -52,6 +53,7 @@ function download(result: RunResult): { gz: Buffer; sql: string; file: string } 
   const plain = gunzipSync(gz);
   const file = path.join(work, `${result.manifest.name}.sql`);
   fs.writeFileSync(file, plain);
+  expectDumpSqlAccepted(plain.toString("utf8"), result.manifest);
   return { gz, sql: plain.toString("utf8"), file };
 }
 

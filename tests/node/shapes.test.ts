@@ -12,6 +12,7 @@ import { runChecks } from "../../lib/restore";
 import { sqliteQuery } from "../../lib/restore/sqlite";
 import { openSplitterBlocks } from "../../lib/sql";
 import { createShapesFixture, FTS_QUERIES } from "../fixtures/shapes";
+import { expectDumpSqlAccepted } from "../helpers/dump-check";
 import { canonicalDump, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir } from "../helpers/local";
 import { splitStatements } from "../helpers/sql-split";
 
@@ -57,6 +58,7 @@ describe.each([
     sql = gunzipSync(Buffer.from(await object!.arrayBuffer())).toString("utf8");
     file = path.join(work, `${manifest.name}.sql`);
     fs.writeFileSync(file, sql);
+    expectDumpSqlAccepted(sql, manifest);
   });
 
   it("backs up every shape, FTS5 tables included and their shadow tables not as tables", () => {
