@@ -98,24 +98,42 @@ export interface PutBackResult {
   warnings: string[];
 }
 
-/** A table of the scratch copy, keyed by its primary key (see KeyBy "primary-key"). */
-async function describe(scratch: string, name: string): Promise<TableInfo> {
-  const table = quoteIdent(name);
-  const columns = await sqliteQuery<ColumnRow>(scratch, `PRAGMA table_xinfo(${table})`);
-  const [master] = await sqliteQuery<{ sql: string }>(scratch, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ${quoteText(name)}`);
-  if (!master) throw new BackupError("INTERNAL", `table "${name}" is not in the scratch copy`);
-  const rowidName = freeRowidName(columns);
-  let withoutRowid = true;
-  if (rowidName) {
+const USER_TABLES =
+  "m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND m.name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND m.name NOT LIKE 'd1b\\_%' ESCAPE '\\'";
+
+/**
+ * Tables of the scratch copy keyed by their primary key (see KeyBy "primary-key"): `names`, or
+ * every user table but virtual ones ("all", for --cascade's foreign-key graph; a table with no
+ * key at all is left out of it). Three queries whatever the number of tables.
+ */
+export async function describeTables(scratch: string, names: string[] | "all"): Promise<Map<string, TableInfo>> {
+  const which = names === "all" ? `${USER_TABLES} AND m.sql NOT LIKE 'CREATE VIRTUAL%'` : `m.type = 'table' AND m.name IN (${names.map(quoteText).join(", ") || "NULL"})`;
+  const cols = await sqliteQuery<ColumnRow & { tbl: string; sql: string }>(
+    scratch,
+    `SELECT m.name AS tbl, m.sql, x.name, x.type, x.pk, x.hidden FROM sqlite_master m JOIN pragma_table_xinfo(m.name) x WHERE ${which} ORDER BY m.name, x.cid`,
+  );
+  const wr = new Set((await sqliteQuery<{ name: string }>(scratch, "SELECT name FROM pragma_table_list WHERE schema = 'main' AND wr = 1")).map((r) => r.name));
+  const pkIndexed = new Set(
+    (await sqliteQuery<{ tbl: string }>(scratch, `SELECT DISTINCT m.name AS tbl FROM sqlite_master m JOIN pragma_index_list(m.name) i WHERE ${which} AND i.origin = 'pk'`)).map((r) => r.tbl),
+  );
+  const byTable = new Map<string, { sql: string; columns: ColumnRow[] }>();
+  for (const c of cols) {
+    const t = byTable.get(c.tbl) ?? { sql: c.sql, columns: [] };
+    t.columns.push({ name: c.name, type: c.type, pk: c.pk, hidden: c.hidden });
+    byTable.set(c.tbl, t);
+  }
+  const out = new Map<string, TableInfo>();
+  for (const [name, t] of byTable) {
+    // Every rowid name shadowed by a column: no rowid to address rows by.
+    const withoutRowid = wr.has(name) || !freeRowidName(t.columns);
     try {
-      await sqliteQuery(scratch, `SELECT ${rowidName} FROM ${table} LIMIT 0`);
-      withoutRowid = false;
-    } catch {
-      withoutRowid = true; // "no such column": a WITHOUT ROWID table
+      out.set(name, describeTable({ name, sql: t.sql, columns: t.columns, withoutRowid, primaryKeyIndexed: pkIndexed.has(name) }, "primary-key"));
+    } catch (e) {
+      if (names !== "all" || !(e instanceof BackupError && e.code === "UNSUPPORTED_SCHEMA")) throw e;
     }
   }
-  const indexes = await sqliteQuery<{ origin: string }>(scratch, `PRAGMA index_list(${table})`);
-  return describeTable({ name, sql: master.sql, columns, withoutRowid, primaryKeyIndexed: indexes.some((i) => i.origin === "pk") }, "primary-key");
+  if (names !== "all") for (const n of names) if (!out.has(n)) throw new BackupError("INTERNAL", `table "${n}" is not in the scratch copy`);
+  return out;
 }
 
 /** Picks, validates and orders (parents first, as in the manifest) the tables to put back. */
@@ -138,24 +156,6 @@ async function resolveTables(scratch: string, wanted: string[], order: string[])
 }
 
 const oneLine = (s: string) => s.replace(/[\r\n]+/g, " ");
-
-/** Every user table of the scratch copy, described (for --cascade: the whole foreign-key graph). */
-async function describeAll(scratch: string): Promise<TableInfo[]> {
-  const rows = await sqliteQuery<{ name: string; sql: string }>(
-    scratch,
-    "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'd1b\\_%' ESCAPE '\\'",
-  );
-  const out: TableInfo[] = [];
-  for (const r of rows) {
-    if (/^\s*CREATE\s+VIRTUAL/i.test(r.sql)) continue; // no foreign keys, nothing to follow
-    try {
-      out.push(await describe(scratch, r.name));
-    } catch (e) {
-      if (!(e instanceof BackupError && e.code === "UNSUPPORTED_SCHEMA")) throw e;
-    }
-  }
-  return out;
-}
 
 /**
  * Why the triggers are dropped and re-created inside the file, not compensated for: D1 cannot
@@ -182,9 +182,9 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
   if (opts.tables.length === 0) throw new BackupError("INVALID_INPUT", "name at least one --table to put back");
   const names = await resolveTables(scratch, opts.tables, tableOrder);
   const allNames = (await sqliteQuery<{ name: string }>(scratch, "SELECT name FROM sqlite_master")).map((r) => r.name);
-  const all = opts.cascade ? await describeAll(scratch) : await Promise.all(names.map((n) => describe(scratch, n)));
-  for (const n of names) if (!all.some((t) => t.name === n)) all.push(await describe(scratch, n));
-  const byName = new Map(all.map((t) => [t.name, t]));
+  const byName = opts.cascade ? await describeTables(scratch, "all") : new Map<string, TableInfo>();
+  for (const [n, t] of await describeTables(scratch, names.filter((n) => !byName.has(n)))) byName.set(n, t);
+  const all = [...byName.values()];
 
   const selection = await reporter.step("select rows", () => selectRows(scratch, all, names, opts.wheres, opts.cascade, allNames));
   // Parents before children, as in the manifest (the dump's order); tables the manifest does not
@@ -201,9 +201,12 @@ export async function writePutBack(scratch: string, tableOrder: string[], opts: 
       );
     }
   }
+  const parentsOf = await sqliteQuery<{ child: string; parent: string }>(
+    scratch,
+    `SELECT DISTINCT m.name AS child, f."table" AS parent FROM sqlite_master m JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND m.name IN (${described.map((t) => quoteText(t.name)).join(", ") || "NULL"})`,
+  );
   for (const t of described) {
-    const parents = await sqliteQuery<{ parent: string }>(scratch, `SELECT DISTINCT "table" AS parent FROM pragma_foreign_key_list(${quoteText(t.name)})`);
-    const missingParents = parents.map((p) => p.parent).filter((p) => p !== t.name && !selection.rows.has(p));
+    const missingParents = parentsOf.filter((p) => p.child === t.name && p.parent !== t.name && !selection.rows.has(p.parent)).map((p) => p.parent);
     if (missingParents.length > 0 && !opts.cascade) {
       warnings.push(
         `rows of ${t.name} come back only if their parents exist in the target (${missingParents.join(", ")}); ` +
@@ -342,8 +345,8 @@ const same = (a: string, b: string) =>
  */
 async function differences(targetFile: string, scratch: string, put: PutBackResult): Promise<PutBackDifference[]> {
   const parts: string[] = [];
-  const describedCache = new Map<string, TableInfo>();
-  const info = async (name: string) => describedCache.get(name) ?? describedCache.set(name, await describe(scratch, name)).get(name)!;
+  const tables = await describeTables(scratch, [...new Set([...put.tables.map((t) => t.name), ...put.links.map((l) => l.table)])]);
+  const info = async (name: string) => tables.get(name)!;
   const keyText = (t: TableInfo) => keyExprs(t).map((k) => `quote(s.${k})`).join(" || ', ' || ");
   const joinOn = (t: TableInfo) => keyExprs(t).map((k) => `l.${k} IS s.${k}`).join(" AND ");
   for (const p of put.tables) {

@@ -377,6 +377,9 @@ async function putBack(
   const sel = opts.selective!;
   const spec: TargetSpec = opts.target ?? { kind: "d1", database: DATABASE_NAME, remote: false };
   const target = openTarget(spec);
+  if (sel.apply && !opts.dryRun && spec.kind === "sqlite" && !fs.existsSync(path.resolve(spec.file))) {
+    throw new BackupError("NOT_FOUND", `${target.label} does not exist: nothing to put rows back into`);
+  }
   const scratch = path.join(workDir, "scratch.sqlite");
   await reporter.step("restore scratch copy", () =>
     sqliteApplyFile(scratch, verified.sqlFile, (p) => reporter.progress(`scratch copy: ${p.table ?? ""} ~${p.rows} rows`)),
@@ -389,9 +392,9 @@ async function putBack(
   // be read (writing a file for later) the backup's, with a warning. Re-read before applying.
   const backupTriggers = await sqliteQuery<TriggerDef>(scratch, TRIGGERS_SQL);
   let triggers = backupTriggers;
-  const unreadable = spec.kind === "d1" && !spec.remote && !target.localFile();
+  const unreadable = spec.kind === "d1" ? !spec.remote && !target.localFile() : !fs.existsSync(target.localFile()!);
   try {
-    if (unreadable) throw new BackupError("NOT_FOUND", `${target.label} does not exist`);
+    if (unreadable) throw new BackupError("NOT_FOUND", `${target.label} does not exist${apply ? ": nothing to put rows back into" : ""}`);
     triggers = await target.query<TriggerDef>(TRIGGERS_SQL);
   } catch (e) {
     if (apply) throw e;
