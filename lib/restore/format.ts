@@ -103,7 +103,10 @@ export function formatResult(r: RestoreResult): string {
   if (unverified) lines.push(unverified);
   if (r.mode === "dry-run") lines.push("DRY RUN: verified; nothing was changed.");
   else if (r.mode === "put-back" && !r.putBack?.applied) lines.push(`PUT-BACK FILE WRITTEN: the target was not changed (add --apply, or run the command above).`);
-  else if (r.mode === "put-back" && r.putBack && r.putBack.failures.length > 0) {
+  else if (r.mode === "put-back" && r.putBack && r.ok && !r.putBack.comparison) {
+    // Only a remote target has no file to read back: never call unchecked rows OK.
+    lines.push("RESULT: APPLIED, NOT COMPARED (remote target: check the put-back rows yourself)");
+  } else if (r.mode === "put-back" && r.putBack && r.putBack.failures.length > 0) {
     lines.push(`RESULT: FAILED: ${r.putBack.failures.length} cell(s) or row(s) of the target differ from the backup after the put-back (listed above)`);
   } else lines.push(r.ok ? "RESULT: OK" : "RESULT: FAILED (see the checks above)");
   return lines.join("\n");

@@ -343,7 +343,7 @@ const same = (a: string, b: string) =>
  * Reads every put-back row (and every set-back link) from the target's SQLite file and compares it
  * cell by cell with the scratch copy of the backup (ATTACHed; no user text is in these queries).
  */
-async function differences(targetFile: string, scratch: string, put: PutBackResult): Promise<PutBackDifference[]> {
+async function differences(targetFile: string, scratch: string, put: PutBackResult, missingRows: boolean): Promise<PutBackDifference[]> {
   const parts: string[] = [];
   const tables = await describeTables(scratch, [...new Set([...put.tables.map((t) => t.name), ...put.links.map((l) => l.table)])]);
   const info = async (name: string) => tables.get(name)!;
@@ -353,11 +353,14 @@ async function differences(targetFile: string, scratch: string, put: PutBackResu
     const t = await info(p.name);
     const name = quoteIdent(t.name);
     const from = `FROM b.${name} s WHERE ${inKeys(t, p.keys, "s.", "b.")}`;
-    parts.push(`SELECT ${quoteText(t.name)} AS t, ${keyText(t)} AS k, NULL AS c, NULL AS live, NULL AS backup, 0 AS link ${from} AND NOT EXISTS (SELECT 1 FROM main.${name} l WHERE ${joinOn(t)})`);
+    // Before the file is applied the deleted rows are all missing, as expected: not listed then.
+    if (missingRows) {
+      parts.push(`SELECT ${quoteText(t.name)} AS t, ${keyText(t)} AS k, NULL AS c, NULL AS live, NULL AS backup, 0 AS link ${from} AND NOT EXISTS (SELECT 1 FROM main.${name} l WHERE ${joinOn(t)})`);
+    }
     for (const c of t.insertColumns) {
       const q = quoteIdent(c);
       parts.push(
-        `SELECT ${quoteText(t.name)}, ${keyText(t)}, ${quoteText(c)}, ${cell(`l.${q}`)}, ${cell(`s.${q}`)}, 0 ` +
+        `SELECT ${quoteText(t.name)} AS t, ${keyText(t)} AS k, ${quoteText(c)} AS c, ${cell(`l.${q}`)} AS live, ${cell(`s.${q}`)} AS backup, 0 AS link ` +
           `FROM b.${name} s JOIN main.${name} l ON ${joinOn(t)} WHERE ${inKeys(t, p.keys, "s.", "b.")} AND NOT ${same(`l.${q}`, `s.${q}`)}`,
       );
     }
@@ -365,11 +368,11 @@ async function differences(targetFile: string, scratch: string, put: PutBackResu
   for (const l of put.links) {
     const t = await info(l.table);
     const name = quoteIdent(t.name);
-    parts.push(`SELECT ${quoteText(t.name)}, ${keyText(t)}, NULL, NULL, NULL, 1 FROM b.${name} s WHERE ${inKeys(t, l.keys, "s.", "b.")} AND NOT EXISTS (SELECT 1 FROM main.${name} l WHERE ${joinOn(t)})`);
+    parts.push(`SELECT ${quoteText(t.name)} AS t, ${keyText(t)} AS k, NULL AS c, NULL AS live, NULL AS backup, 1 AS link FROM b.${name} s WHERE ${inKeys(t, l.keys, "s.", "b.")} AND NOT EXISTS (SELECT 1 FROM main.${name} l WHERE ${joinOn(t)})`);
     for (const c of l.columns) {
       const q = quoteIdent(c);
       parts.push(
-        `SELECT ${quoteText(t.name)}, ${keyText(t)}, ${quoteText(c)}, ${cell(`l.${q}`)}, ${cell(`s.${q}`)}, 1 ` +
+        `SELECT ${quoteText(t.name)} AS t, ${keyText(t)} AS k, ${quoteText(c)} AS c, ${cell(`l.${q}`)} AS live, ${cell(`s.${q}`)} AS backup, 1 AS link ` +
           `FROM b.${name} s JOIN main.${name} l ON ${joinOn(t)} WHERE ${inKeys(t, l.keys, "s.", "b.")} AND NOT ${same(`l.${q}`, `s.${q}`)}`,
       );
     }
@@ -386,7 +389,7 @@ const diffId = (d: PutBackDifference) => JSON.stringify([d.table, d.key, d.colum
 
 /** The target before the file is applied: what differs from the backup already (see comparePutBack). */
 export async function snapshotPutBack(targetFile: string, scratch: string, put: PutBackResult): Promise<Set<string>> {
-  return new Set((await differences(targetFile, scratch, put)).map(diffId));
+  return new Set((await differences(targetFile, scratch, put, false)).map(diffId));
 }
 
 export interface PutBackCheck {
@@ -405,7 +408,7 @@ export interface PutBackCheck {
  * link row deleted since is not re-created.
  */
 export async function comparePutBack(targetFile: string, scratch: string, put: PutBackResult, before: Set<string>): Promise<PutBackCheck> {
-  const diffs = await differences(targetFile, scratch, put);
+  const diffs = await differences(targetFile, scratch, put, true);
   const failures: PutBackDifference[] = [];
   const kept: PutBackDifference[] = [];
   for (const d of diffs) {

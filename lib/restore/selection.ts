@@ -17,7 +17,7 @@ export interface TableWhere {
  * Rejects a --where with a `;` outside quotes: it is pasted into a SELECT on the scratch copy and
  * must stay one expression (sqlite3 would run a second statement).
  */
-export function checkWhere(where: string): void {
+function checkWhere(where: string): void {
   let quote: string | null = null;
   for (let i = 0; i < where.length; i++) {
     const ch = where[i];

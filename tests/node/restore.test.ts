@@ -426,7 +426,7 @@ describe("npm run restore (the CLI)", () => {
   it("documents every option in --help", async () => {
     const r = await cli(["--help"]);
     expect(r.code).toBe(0);
-    for (const opt of ["--file", "--manifest", "--no-manifest", "--remote", "--local", "--source-persist-to", "--bucket", "--to-sqlite", "--persist-to", "--database", "--dry-run", "--force", "--yes", "--table", "--where", "--out", "--apply", "--max-statement-bytes", "--keep-sql", "--json", "--quiet"]) {
+    for (const opt of ["--file", "--manifest", "--no-manifest", "--remote", "--local", "--source-persist-to", "--bucket", "--to-sqlite", "--persist-to", "--database", "--dry-run", "--force", "--yes", "--table", "--where", "--cascade", "--mode", "--out", "--apply", "--max-statement-bytes", "--keep-sql", "--json", "--quiet"]) {
       expect(r.stdout).toContain(opt);
     }
   });

@@ -136,7 +136,7 @@ describe("putting large rows back into the live database", () => {
         source: { kind: "local", name: manifest.name, persistTo },
         target: { kind: "d1", database: "tech-support-db", remote: false, persistTo },
         // huge row 2 (1.99 MB) is still live: OR IGNORE must skip it whole.
-        selective: { tables: ["huge", "jdoc"], where: "id IN (1, 2, 3, 6, 9)", out, apply: true },
+        selective: { tables: ["huge", "jdoc"], where: ["huge:id IN (1, 2, 3, 6, 9)", "jdoc:id IN (1, 2, 3, 6, 9)"], out, apply: true },
         reporter: silentReporter(),
         tempRoot: work,
         verifyKeys: keys.verifyKeys,
@@ -150,9 +150,9 @@ describe("putting large rows back into the live database", () => {
       { table: "huge", selected: 5, missing: 0, different: 0, kept: 0, links: 0, linksKept: 0 },
       { table: "jdoc", selected: 3, missing: 0, different: 0, kept: 1, links: 0, linksKept: 0 },
     ]);
-    // CHECK (json_valid) saw rows 1 and 3 whole (a half-built value fails it); the trigger did not
-    // fire at all: the put-back drops and re-creates it around its writes, so jdoc_log stays as it was.
-    expect(r.putBack?.triggers.map((t) => t.name)).toEqual(["jdoc_seen"]);
+    // CHECK (json_valid) saw rows 1 and 3 whole (a half-built value fails it); no trigger fired at
+    // all: the put-back drops and re-creates them around its writes, so jdoc_log stays as it was.
+    expect(r.putBack?.triggers.map((t) => t.name)).toEqual(["huge_whole", "huge_no_update", "jdoc_seen", "jdoc_no_update"]);
     expect(sqliteJson(file, "SELECT doc_id FROM jdoc_log;")).toEqual([]);
     expect(sqliteJson(file, "SELECT name FROM sqlite_master WHERE name = 'jdoc_seen';")).toEqual([{ name: "jdoc_seen" }]);
     expect(sqliteJson<{ doc: string }>(file, "SELECT doc FROM jdoc WHERE id = 2;")[0].doc).toBe('{"live":true}');
