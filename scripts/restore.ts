@@ -76,14 +76,24 @@ Safety
                             Travel bookmark first and refuses to go on without one
   --yes                     do not ask to type the database name before changing a remote database
 
-Selective restore (put back rows; never deletes or overwrites anything)
+Selective restore (put back rows; never deletes anything)
   --table NAME              a table to put back (repeatable; parents are ordered before children)
-  --where "SQL EXPR"        only rows matching this expression (applies to every --table)
-  --out FILE                the INSERT OR IGNORE file to write (default: put-back-<backup>.sql);
-                            statements stay under D1's 100 KB limit
+  --where "TABLE:SQL EXPR"  only that table's rows matching the expression (repeatable, one per
+                            table; a table without one puts back all its rows); with exactly one
+                            --table the prefix may be left out
+  --cascade                 also every row that referenced the selected ones through a foreign key
+                            in the backup, recursively (ON DELETE CASCADE children come back);
+                            links cleared by ON DELETE SET NULL are set back to the backup's value
+  --mode ignore|replace     ignore (default): a row whose key exists in the target keeps its live
+                            values; replace: the backup's values win (updated in place, children
+                            untouched)
+  --out FILE                the put-back SQL file to write (default: put-back-<backup>.sql);
+                            statements stay under D1's 100 KB limit. Triggers of the tables it
+                            writes are dropped and re-created (exact SQL) around the writes inside
+                            the same transaction, so they never fire
   --apply                   also apply it to the target (default target: local ${DEFAULT_DATABASE};
-                            or --persist-to / --database / --to-sqlite) and check every selected
-                            row is there afterwards
+                            or --persist-to / --database / --to-sqlite) and compare every put-back
+                            row with the backup cell by cell afterwards (exit 1 on a difference)
   --max-statement-bytes N   largest statement in the put-back file (default 16384, max 100000)
 
 Output
@@ -107,6 +117,7 @@ Examples
   npm run restore -- database-2026-01-15-02-00-00 --to-sqlite restored.db --dry-run
   npm run restore -- database-2026-01-15-02-00-00 --remote --database tech-support-db-restored
   npm run restore -- database-2026-01-15-02-00-00 --table ticket_comments --where "ticket_id = 42" --out put-back.sql
+  npm run restore -- database-2026-01-15-02-00-00 --table tickets --where "tickets:id = 42" --cascade --apply
   npm run restore -- --file ./database-2026-01-15-02-00-00.sql.gz --to-sqlite restored.db
   npm run restore -- database-2026-01-15-02-00-00 --identity age-key.txt --to-sqlite restored.db
   npm run restore -- database-2026-01-15-02-00-00 --from-offsite --to-sqlite restored.db
@@ -129,7 +140,9 @@ const OPTIONS = {
   "dry-run": { type: "boolean", default: false },
   yes: { type: "boolean", default: false },
   table: { type: "string", multiple: true },
-  where: { type: "string" },
+  where: { type: "string", multiple: true },
+  cascade: { type: "boolean", default: false },
+  mode: { type: "string" },
   out: { type: "string" },
   apply: { type: "boolean", default: false },
   "max-statement-bytes": { type: "string" },
@@ -143,7 +156,7 @@ const OPTIONS = {
   help: { type: "boolean", default: false },
 } as const;
 
-const VALUE_NAMES: Record<string, string> = { file: "FILE", manifest: "FILE", "to-sqlite": "FILE", out: "FILE", "keep-sql": "FILE", "verify-key": "FILE", identity: "FILE", "persist-to": "DIR", "source-persist-to": "DIR", database: "NAME", bucket: "NAME", table: "NAME", actor: "NAME", where: '"SQL EXPR"', "max-statement-bytes": "N" };
+const VALUE_NAMES: Record<string, string> = { file: "FILE", manifest: "FILE", "to-sqlite": "FILE", out: "FILE", "keep-sql": "FILE", "verify-key": "FILE", identity: "FILE", "persist-to": "DIR", "source-persist-to": "DIR", database: "NAME", bucket: "NAME", table: "NAME", actor: "NAME", where: '"TABLE:SQL EXPR"', mode: "ignore|replace", "max-statement-bytes": "N" };
 
 /**
  * Options npm took for itself: `npm run restore NAME --force` (no `--`) hands --force to npm, which
@@ -243,7 +256,8 @@ export function parseRestoreArgs(argv: string[], setting: (name: string) => stri
     target = { kind: "d1", database: values.database ?? DEFAULT_DATABASE, remote, persistTo: values["persist-to"] };
   }
 
-  const selective = values.table?.length || values.where || values.out || values.apply;
+  const selective = values.table?.length || values.where?.length || values.out || values.apply || values.cascade || values.mode !== undefined;
+  if (values.mode !== undefined && values.mode !== "ignore" && values.mode !== "replace") throw invalid(`--mode is ignore or replace (got ${values.mode})`);
   let maxStatementBytes: number | undefined;
   if (values["max-statement-bytes"] !== undefined) {
     maxStatementBytes = Number(values["max-statement-bytes"]);
@@ -261,7 +275,15 @@ export function parseRestoreArgs(argv: string[], setting: (name: string) => stri
     allowUnsigned: values["allow-unsigned"],
     actor: values.actor,
     selective: selective
-      ? { tables: values.table ?? [], where: values.where, out: values.out, apply: values.apply, maxStatementBytes }
+      ? {
+          tables: values.table ?? [],
+          where: values.where,
+          cascade: values.cascade,
+          mode: values.mode as "ignore" | "replace" | undefined,
+          out: values.out,
+          apply: values.apply,
+          maxStatementBytes,
+        }
       : undefined,
   };
   if (values.identity !== undefined && !values.identity.trim()) throw invalid("--identity needs a file: --identity FILE");

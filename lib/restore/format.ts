@@ -53,13 +53,27 @@ export function formatResult(r: RestoreResult): string {
 
   if (r.putBack) {
     const p = r.putBack;
-    lines.push(`Put back  ${p.rows} rows${p.where ? ` where ${p.where}` : ""} -> ${p.out}`);
-    for (const t of p.tables) lines.push(`    ${t.name}: ${t.rows} rows${t.splitRows ? ` (${t.splitRows} too large for one statement, split)` : ""}`);
+    lines.push(`Put back  ${p.rows} rows (--mode ${p.mode}${p.cascade ? ", --cascade" : ""}) -> ${p.out}`);
+    for (const t of p.tables) {
+      lines.push(`    ${t.name}: ${t.rows} rows where ${t.where}${t.splitRows ? ` (${t.splitRows} too large for one statement, split)` : ""}`);
+    }
+    for (const l of p.links) lines.push(`    ${l.table}.${l.columns.join(",")}: ${l.rows} links to ${l.parent} set back (they were ON DELETE SET ${l.setDefault ? "DEFAULT" : "NULL"})`);
+    if (p.triggers.length > 0) lines.push(`          triggers dropped and re-created around the writes (never fired): ${p.triggers.map((t) => t.name).join(", ")}`);
     lines.push(`          ${p.statements} statements, ${formatBytes(p.bytes)}, largest statement ${p.largestStatement} bytes (D1 limit 100000)`);
     if (p.comparison) {
+      lines.push("Compared cell by cell with the backup");
       for (const c of p.comparison) {
-        lines.push(`  ${mark(c.missing === 0)} ${c.table}: ${c.selected - c.missing} of ${c.selected} selected rows present in the target${c.different ? `, ${c.different} with live values kept` : ""}`);
+        const bad = c.missing + c.different;
+        const extra = [c.kept ? `${c.kept} kept their live values` : "", c.links ? `${c.links - c.linksKept} of ${c.links} links set back` : "", c.linksKept ? `${c.linksKept} links left (re-set or row gone)` : ""].filter(Boolean);
+        lines.push(`  ${mark(bad === 0)} ${c.table}: ${c.selected} rows${c.missing ? `, ${c.missing} MISSING` : ""}${c.different ? `, ${c.different} DIFFERENT` : ""}${extra.length ? `; ${extra.join(", ")}` : ""}`);
       }
+      const show = (d: (typeof p.failures)[number]) =>
+        d.column === null ? `${d.table} key ${d.key}: row missing` : `${d.table} key ${d.key} column ${d.column}${d.link ? " (link)" : ""}: target ${d.live}, backup ${d.backup}`;
+      for (const d of p.failures.slice(0, 20)) lines.push(`  ✗ ${show(d)}`);
+      if (p.failures.length > 20) lines.push(`  ✗ … ${p.failures.length - 20} more differences (--json lists them all)`);
+      if (p.kept.length > 0) lines.push(`  kept live values (--mode ignore; not a failure):`);
+      for (const d of p.kept.slice(0, 20)) lines.push(`    ${show(d)}`);
+      if (p.kept.length > 20) lines.push(`    … ${p.kept.length - 20} more (--json lists them all)`);
     }
   }
 
@@ -89,6 +103,11 @@ export function formatResult(r: RestoreResult): string {
   if (unverified) lines.push(unverified);
   if (r.mode === "dry-run") lines.push("DRY RUN: verified; nothing was changed.");
   else if (r.mode === "put-back" && !r.putBack?.applied) lines.push(`PUT-BACK FILE WRITTEN: the target was not changed (add --apply, or run the command above).`);
-  else lines.push(r.ok ? "RESULT: OK" : "RESULT: FAILED (see the checks above)");
+  else if (r.mode === "put-back" && r.putBack && r.ok && !r.putBack.comparison) {
+    // Only a remote target has no file to read back: never call unchecked rows OK.
+    lines.push("RESULT: APPLIED, NOT COMPARED (remote target: check the put-back rows yourself)");
+  } else if (r.mode === "put-back" && r.putBack && r.putBack.failures.length > 0) {
+    lines.push(`RESULT: FAILED: ${r.putBack.failures.length} cell(s) or row(s) of the target differ from the backup after the put-back (listed above)`);
+  } else lines.push(r.ok ? "RESULT: OK" : "RESULT: FAILED (see the checks above)");
   return lines.join("\n");
 }

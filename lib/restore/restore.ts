@@ -13,8 +13,9 @@ import { makeWorkDir, release, sweepRestoring, sweepWorkDirs, type Leftover } fr
 import { fetchBackup, type BackupSource } from "./fetch";
 import type { AgeIdentities } from "./identity";
 import { createReporter, type Reporter, type StepTiming } from "./progress";
-import { comparePutBack, writePutBack, type PutBackResult } from "./put-back";
-import { sqliteApplyFile } from "./sqlite";
+import { comparePutBack, snapshotPutBack, writePutBack, type PutBackComparison, type PutBackDifference, type PutBackMode, type PutBackResult, type TriggerDef } from "./put-back";
+import { parseWheres } from "./selection";
+import { sqliteApplyFile, sqliteQuery } from "./sqlite";
 import { dropAllSql, openTarget, timeTravelBookmark, type Target, type TargetSpec, type TargetState } from "./target";
 import { verifyBackup, type VerificationCheck, type VerifiedBackup } from "./verify";
 
@@ -31,7 +32,12 @@ export interface RestoreOptions {
   /** Put back selected rows instead of restoring everything. */
   selective?: {
     tables: string[];
-    where?: string;
+    /** "table:expr" per table, or one bare expression with exactly one table. */
+    where?: string | string[];
+    /** Also every row that referenced the selected ones (foreign keys, recursively); SET NULL links are set back. */
+    cascade?: boolean;
+    /** ignore (default): live rows keep their values; replace: the backup's values win. */
+    mode?: PutBackMode;
     /** The put-back SQL file (default: put-back-<backup>.sql in the current directory). */
     out?: string;
     /** Apply the file to the target (otherwise it is only written). */
@@ -95,7 +101,16 @@ export interface RestoreResult {
   target: TargetInfo | null;
   plan: RestorePlan | null;
   checks: CheckReport | null;
-  putBack: (PutBackResult & { applied: boolean; comparison: { table: string; selected: number; missing: number; different: number }[] | null }) | null;
+  putBack:
+    | (PutBackResult & {
+        applied: boolean;
+        comparison: PutBackComparison[] | null;
+        /** Cells (or rows) that differ from the backup after --apply: each one fails the put-back. */
+        failures: PutBackDifference[];
+        /** Differences the mode keeps on purpose (live values in --mode ignore, re-set links). */
+        kept: PutBackDifference[];
+      })
+    | null;
   /** Time Travel bookmark taken before overwriting a remote database. */
   bookmark: string | null;
   timings: StepTiming[];
@@ -145,8 +160,12 @@ function validate(opts: RestoreOptions): void {
     throw new BackupError("INVALID_INPUT", "say where to restore: --to-sqlite FILE, --persist-to DIR or --database NAME (--local|--remote)");
   }
   if (sel) {
-    if (sel.tables.length === 0) throw new BackupError("INVALID_INPUT", "--where and --out need at least one --table");
-    if (opts.force) throw new BackupError("INVALID_INPUT", "--force is for full restores; a put-back never overwrites (INSERT OR IGNORE)");
+    if (sel.tables.length === 0) throw new BackupError("INVALID_INPUT", "--where, --cascade, --mode and --out need at least one --table");
+    if (opts.force) throw new BackupError("INVALID_INPUT", "--force is for full restores; a put-back never deletes (for backup values over live ones: --mode replace)");
+    if (sel.mode !== undefined && sel.mode !== "ignore" && sel.mode !== "replace") {
+      throw new BackupError("INVALID_INPUT", `--mode is ignore or replace (got ${String(sel.mode)})`);
+    }
+    parseWheres(sel.tables, wheresOf(sel.where));
   }
   if (opts.target?.kind === "d1" && opts.target.remote && opts.target.persistTo) {
     throw new BackupError("INVALID_INPUT", "--persist-to is a local state directory; it cannot be combined with --remote");
@@ -343,6 +362,11 @@ function failedChecks(c: CheckReport): string {
     .slice(0, 500);
 }
 
+const wheresOf = (w: string | string[] | undefined): string[] => (w === undefined ? [] : Array.isArray(w) ? w : [w]).filter((x) => x.trim() !== "");
+
+const TRIGGERS_SQL = "SELECT name, tbl_name AS \"table\", sql FROM sqlite_master WHERE type = 'trigger' AND sql IS NOT NULL ORDER BY rowid";
+const sameTriggers = (a: TriggerDef[], b: TriggerDef[]) => JSON.stringify(a) === JSON.stringify(b);
+
 async function putBack(
   opts: RestoreOptions,
   verified: VerifiedBackup,
@@ -356,19 +380,42 @@ async function putBack(
   const sel = opts.selective!;
   const spec: TargetSpec = opts.target ?? { kind: "d1", database: DATABASE_NAME, remote: false };
   const target = openTarget(spec);
+  if (sel.apply && !opts.dryRun && spec.kind === "sqlite" && !fs.existsSync(path.resolve(spec.file))) {
+    throw new BackupError("NOT_FOUND", `${target.label} does not exist: nothing to put rows back into`);
+  }
   const scratch = path.join(workDir, "scratch.sqlite");
   await reporter.step("restore scratch copy", () =>
     sqliteApplyFile(scratch, verified.sqlFile, (p) => reporter.progress(`scratch copy: ${p.table ?? ""} ~${p.rows} rows`)),
   );
   const out = path.resolve(sel.out ?? `put-back-${verified.name ?? "backup"}.sql`);
   const applyCommand = target.applyCommand(out);
+  const mode = sel.mode ?? "ignore";
+  const apply = !!sel.apply && !opts.dryRun;
+  // The triggers the file re-creates are the target's own (exact SQL); only when the target cannot
+  // be read (writing a file for later) the backup's, with a warning. Re-read before applying.
+  const backupTriggers = await sqliteQuery<TriggerDef>(scratch, TRIGGERS_SQL);
+  let triggers = backupTriggers;
+  const unreadable = spec.kind === "d1" ? !spec.remote && !target.localFile() : !fs.existsSync(target.localFile()!);
+  try {
+    if (unreadable) throw new BackupError("NOT_FOUND", `${target.label} does not exist${apply ? ": nothing to put rows back into" : ""}`);
+    triggers = await target.query<TriggerDef>(TRIGGERS_SQL);
+  } catch (e) {
+    if (apply) throw e;
+    warnings.push(
+      `could not read the triggers of ${target.label} (${errorMessage(e)}): the file re-creates the backup's; ` +
+        "if the target's differ, applying it changes them (with --apply they are read from the target)",
+    );
+  }
   const written = await reporter.step("write put-back file", () =>
     writePutBack(
       scratch,
       verified.manifest?.tables.map((t) => t.name) ?? [],
       {
         tables: sel.tables,
-        where: sel.where,
+        wheres: parseWheres(sel.tables, wheresOf(sel.where)),
+        cascade: !!sel.cascade,
+        mode,
+        triggers,
         out,
         maxStatementBytes: sel.maxStatementBytes,
         backupName: verified.name,
@@ -379,28 +426,55 @@ async function putBack(
     ),
   );
   warnings.push(...written.warnings);
+  for (const tr of written.triggers) {
+    const b = backupTriggers.find((x) => x.name === tr.name);
+    if (triggers !== backupTriggers && (!b || b.sql !== tr.sql)) warnings.push(`trigger ${tr.name} of the target differs from the backup's: the target's is re-created`);
+  }
   const info: TargetInfo = { label: target.label, kind: targetKind(spec), empty: false, contents: [] };
   const plan: RestorePlan = {
     command: applyCommand,
     replaces: [],
-    notes: [`${written.rows} rows in ${written.statements} statements (largest ${written.largestStatement} bytes) in ${out}`],
+    notes: [`${written.rows} rows and ${written.links.reduce((n, l) => n + l.rows, 0)} links in ${written.statements} statements (largest ${written.largestStatement} bytes) in ${out}`],
   };
-  let comparison: { table: string; selected: number; missing: number; different: number }[] | null = null;
+  if (written.triggers.length > 0) {
+    plan.notes.push(`triggers ${written.triggers.map((t) => t.name).join(", ")} are dropped and re-created (exact SQL) inside the same transaction, so they do not fire`);
+  }
+  let comparison: PutBackComparison[] | null = null;
+  let failures: PutBackDifference[] = [];
+  let kept: PutBackDifference[] = [];
   let ok = true;
-  if (sel.apply && !opts.dryRun) {
-    if (spec.kind === "d1" && spec.remote) await confirmRemote(opts, spec.database, `This inserts ${written.rows} rows into`);
-    await reporter.step("apply put-back file", () => target.apply(out, reporter));
+  if (apply) {
+    if (spec.kind === "d1" && spec.remote) await confirmRemote(opts, spec.database, `This writes ${written.rows} rows into`);
+    const now = await target.query<TriggerDef>(TRIGGERS_SQL);
+    const relevant = (list: TriggerDef[]) => list.filter((t) => written.triggers.some((w) => w.table === t.table));
+    if (!sameTriggers(relevant(now), written.triggers)) {
+      throw new BackupError("DATABASE_ERROR", `the triggers of ${target.label} changed while the put-back file was written: nothing was applied; run it again`);
+    }
     const file = target.localFile();
-    if (file) {
-      comparison = await reporter.step("checks", () => comparePutBack(file, scratch, written.tables, written.where));
-      ok = comparison.every((c) => c.missing === 0);
-      for (const c of comparison.filter((c) => c.different > 0)) {
-        warnings.push(`${c.table}: ${c.different} selected row(s) exist in the target with other values; OR IGNORE kept the live values`);
+    const before = file ? await reporter.step("read target rows", () => snapshotPutBack(file, scratch, written)) : null;
+    await reporter.step("apply put-back file", () => target.apply(out, reporter));
+    if (file && before) {
+      const check = await reporter.step("compare cell by cell", () => comparePutBack(file, scratch, written, before));
+      ({ comparison, failures, kept } = check);
+      ok = failures.length === 0;
+      for (const c of comparison.filter((c) => c.kept > 0)) {
+        warnings.push(`${c.table}: ${c.kept} selected row(s) existed in the target with other values; --mode ignore kept the live values (listed above)`);
       }
     } else {
-      warnings.push("remote target: rows were applied; compare counts in the target yourself (no local file to check against)");
+      warnings.push("remote target: rows were applied but not compared cell by cell (no local file to read); compare them yourself");
     }
-    const details = { mode: "put-back", tables: written.tables.map((t) => t.name), where: written.where, rows: written.rows, rto_ms: Date.now() - started, file: out };
+    const details = {
+      mode: "put-back",
+      put_back_mode: mode,
+      cascade: !!sel.cascade,
+      tables: written.tables.map((t) => ({ name: t.name, rows: t.rows, where: t.where })),
+      links: written.links.map((l) => ({ table: l.table, columns: l.columns, rows: l.rows })),
+      triggers: written.triggers.map((t) => t.name),
+      rows: written.rows,
+      differences: failures.length,
+      rto_ms: Date.now() - started,
+      file: out,
+    };
     await audit(
       target,
       [
@@ -410,5 +484,5 @@ async function putBack(
       ctx,
     );
   }
-  return result({ ok, mode: "put-back", target: info, plan, checks: null, putBack: { ...written, applied: !!sel.apply && !opts.dryRun, comparison } });
+  return result({ ok, mode: "put-back", target: info, plan, checks: null, putBack: { ...written, applied: apply, comparison, failures, kept } });
 }

@@ -39,6 +39,8 @@ export interface BatcherOptions {
   /** The staging table (see stagingTableName): created on first use, dropped by flush(). */
   staging: string;
   emit: (statement: string) => void;
+  /** Written after the VALUES of every INSERT (a put-back's ON CONFLICT … DO UPDATE clause). */
+  tail?: string;
 }
 
 /**
@@ -62,6 +64,8 @@ export class StatementBatcher {
   /** Rows too large for one statement, assembled in the staging table. */
   splitRows = 0;
   private readonly head: string;
+  private readonly tail: string;
+  /** The head and the tail: what every INSERT has besides its rows. */
   private readonly headBytes: number;
   private readonly st: string;
   private stagingExists = false;
@@ -70,7 +74,8 @@ export class StatementBatcher {
 
   constructor(private readonly o: BatcherOptions) {
     this.head = `${o.insert} ${quoteIdent(o.table.name)} (${o.table.insertTargets.join(", ")}) VALUES\n`;
-    this.headBytes = utf8Length(this.head);
+    this.tail = o.tail ?? "";
+    this.headBytes = utf8Length(this.head) + utf8Length(this.tail);
     this.st = quoteIdent(o.staging);
   }
 
@@ -117,7 +122,7 @@ export class StatementBatcher {
 
   private flushInsert(): void {
     if (this.parts.length === 0) return;
-    this.o.emit(`${this.head}${this.parts.join(",\n")};\n`);
+    this.o.emit(`${this.head}${this.parts.join(",\n")}${this.tail};\n`);
     this.parts = [];
     this.bytes = 0;
   }
@@ -202,7 +207,7 @@ export class StagedRow {
       // || joins bytes and yields text; the CAST gives the value its storage class back.
       return `CAST(${joined} AS ${slot.type === "blob" ? "BLOB" : "TEXT"})`;
     });
-    this.o.emit(`${this.head}(${values.join(",")});\n`);
+    this.o.emit(`${this.head}(${values.join(",")})${this.o.tail ?? ""};\n`);
     this.o.emit(`DELETE FROM ${this.st};\n`);
   }
 

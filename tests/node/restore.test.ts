@@ -376,7 +376,7 @@ describe("selective restore: put deleted rows back", () => {
     expect(r.ok).toBe(true);
     expect(r.putBack?.applied).toBe(true);
     const n = sqliteJson<{ n: number }>(d1File(source), `SELECT count(*) AS n FROM ticket_comments WHERE ${where()}`)[0].n;
-    expect(r.putBack?.comparison).toEqual([{ table: "ticket_comments", selected: n, missing: 0, different: 0 }]);
+    expect(r.putBack?.comparison).toEqual([{ table: "ticket_comments", selected: n, missing: 0, different: 0, kept: 0, links: 0, linksKept: 0 }]);
     expect(r.putBack?.largestStatement).toBeLessThanOrEqual(2048);
     expect(r.audit).toEqual(["restore_put_back_completed"]);
     expect(canonicalDump(d1File(source), { withoutRestoreAudit: true })).toBe(full);
@@ -392,8 +392,9 @@ describe("selective restore: put deleted rows back", () => {
     });
     expect(r.ok).toBe(true);
     expect(r.putBack?.tables[0]).toMatchObject({ rows: 2, splitRows: 1 });
-    expect(r.putBack?.comparison).toEqual([{ table: "documents", selected: 2, missing: 0, different: 1 }]);
-    expect(r.warnings.join("\n")).toMatch(/documents: 1 selected row\(s\) exist in the target with other values; OR IGNORE kept the live values/);
+    expect(r.putBack?.comparison).toEqual([{ table: "documents", selected: 2, missing: 0, different: 0, kept: 1, links: 0, linksKept: 0 }]);
+    expect(r.putBack?.kept).toEqual([expect.objectContaining({ table: "documents", key: String(bigDocument - 1), column: "file_name", link: false })]);
+    expect(r.warnings.join("\n")).toMatch(/documents: 1 selected row\(s\) existed in the target with other values; --mode ignore kept the live values/);
     const row = sqliteJson<{ h: string; n: number; name: string }>(file, `SELECT hex(thumbnail) AS h, length(thumbnail) AS n, typeof(thumbnail) AS name FROM documents WHERE id = ${bigDocument}`)[0];
     expect(row.n).toBe(40_000);
     expect(row.name).toBe("blob");
@@ -425,7 +426,7 @@ describe("npm run restore (the CLI)", () => {
   it("documents every option in --help", async () => {
     const r = await cli(["--help"]);
     expect(r.code).toBe(0);
-    for (const opt of ["--file", "--manifest", "--no-manifest", "--remote", "--local", "--source-persist-to", "--bucket", "--to-sqlite", "--persist-to", "--database", "--dry-run", "--force", "--yes", "--table", "--where", "--out", "--apply", "--max-statement-bytes", "--keep-sql", "--json", "--quiet"]) {
+    for (const opt of ["--file", "--manifest", "--no-manifest", "--remote", "--local", "--source-persist-to", "--bucket", "--to-sqlite", "--persist-to", "--database", "--dry-run", "--force", "--yes", "--table", "--where", "--cascade", "--mode", "--out", "--apply", "--max-statement-bytes", "--keep-sql", "--json", "--quiet"]) {
       expect(r.stdout).toContain(opt);
     }
   });
