@@ -8,7 +8,7 @@
 // next-on-pages emits .vercel/output/static/_worker.js, and with a _worker.js Pages (deploy and
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
-import { BackupError, parseSigningKey, tryLogActivity } from "../lib/backup";
+import { BackupError, parseRetentionSetting, parseSigningKey, tryLogActivity } from "../lib/backup";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
 
@@ -19,6 +19,8 @@ export interface Env {
   ALERT_WEBHOOK_URL?: string;
   /** Secret: base64 PKCS#8 Ed25519 key that signs each manifest (npm run keys). Unset: unsigned backups. */
   BACKUP_SIGNING_KEY?: string;
+  /** Var: tiered retention, e.g. daily=30,weekly=12,monthly=24 (the default when unset). */
+  BACKUP_RETENTION?: string;
 }
 
 const BINDINGS = {
@@ -62,6 +64,8 @@ export default {
     // Parsed once here and handed down: the config check, the failure alert and the run agree.
     const alertWebhook = parseAlertWebhook(env.ALERT_WEBHOOK_URL);
     const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
+    // A bad value fails the run at its cleanup stage, after tonight's backup (runScheduledBackup).
+    const retention = parseRetentionSetting(env.BACKUP_RETENTION);
     let bindings: { db: D1Database; bucket: R2Bucket };
     try {
       bindings = checkBindings(env, alertWebhook, signing.problem);
@@ -81,7 +85,7 @@ export default {
     try {
       // Named by the real clock, not controller.scheduledTime: the name says when the data was read,
       // which for a delayed or re-run trigger is not the scheduled time.
-      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key });
+      const { backup, cleanup } = await runNightly({ ...bindings, alertWebhook, signingKey: signing.key, retention });
       console.log(
         `scheduled backup (${controller.cron}): ${backup.summary.key}, ${backup.summary.size} bytes, ` +
           `${backup.summary.totalRows} rows; cleanup deleted ${cleanup.deleted.length} backups, ${cleanup.incompleteDeleted.length} leftover keys`,

@@ -11,7 +11,7 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
-import { parseSigningKey, type SigningKey } from "./backup";
+import { parseRetentionSetting, parseSigningKey, type ParsedRetention, type RetentionPolicy, type SigningKey } from "./backup";
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
@@ -232,4 +232,20 @@ export async function getSigningKey(): Promise<SigningKey | null> {
   const parsed = await once(env, "signing", () => parseSigningKey(stringSetting(env, "BACKUP_SIGNING_KEY")));
   if (parsed.problem) throw new BackupError("CONFIG_ERROR", parsed.problem);
   return parsed.key;
+}
+
+/**
+ * BACKUP_RETENTION (a var): the tiers, parsed once per env. The nightly route takes the result
+ * whole (a bad value fails its cleanup stage, after the backup); see getRetentionPolicy.
+ */
+export function getRetentionSetting(): ParsedRetention {
+  const env = requestEnv();
+  return once(env, "retention", () => parseRetentionSetting(stringSetting(env, "BACKUP_RETENTION")));
+}
+
+/** The retention policy for a cleanup; a bad BACKUP_RETENTION is CONFIG_ERROR naming the setting. */
+export function getRetentionPolicy(): RetentionPolicy {
+  const parsed = getRetentionSetting();
+  if (parsed.problem !== null) throw new BackupError("CONFIG_ERROR", parsed.problem);
+  return parsed.policy;
 }

@@ -28,5 +28,16 @@ export {
 export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } from "./run";
-export { type RetentionPolicy } from "./retention";
+export { applyRetention, planCleanup, r2Store, type BackupStore, type CleanupResult, type RetentionListing } from "./retention";
+export {
+  DEFAULT_RETENTION,
+  describePolicy,
+  NEWEST_KEPT,
+  parseRetentionPolicy,
+  parseRetentionSetting,
+  planRetention,
+  type ParsedRetention,
+  type RetentionDecision,
+  type RetentionPolicy,
+} from "./retention-plan";
 export { readBackupLock, type RunningLock } from "./lock";

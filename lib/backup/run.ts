@@ -8,7 +8,8 @@ import { BackupError, errorMessage, isBackupError } from "../errors";
 import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunReport } from "./interrupted";
 import { backupNameFor } from "./keys";
 import { withBackupLock, type Lease, type LeaseOperation } from "./lock";
-import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
+import { cleanupOldBackups, type CleanupResult } from "./retention";
+import { parseRetentionPolicy, type ParsedRetention, type RetentionPlanOptions, type RetentionPolicy } from "./retention-plan";
 
 interface Bindings {
   db: D1Database;
@@ -73,14 +74,32 @@ export interface ScheduledRunResult {
 }
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
-export async function runScheduledBackup(opts: Bindings & Signing & { now?: Date }): Promise<ScheduledRunResult> {
+export async function runScheduledBackup(
+  opts: Bindings &
+    Signing &
+    RetentionPlanOptions & {
+      now?: Date;
+      /** BACKUP_RETENTION as the entry point parsed it; unset: the default policy. */
+      retention?: ParsedRetention;
+    },
+): Promise<ScheduledRunResult> {
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
     return await underLease({ ...opts, owner: "scheduled", op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
       backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease, signingKey: opts.signingKey });
       backup.summary.warnings.unshift(...warnings);
-      const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
+      // A bad BACKUP_RETENTION must not cost tonight's backup: it fails the run at the cleanup stage.
+      if (opts.retention?.problem) throw new BackupError("CONFIG_ERROR", opts.retention.problem);
+      const cleanup = await cleanupOldBackups({
+        db,
+        bucket,
+        now,
+        trigger: "scheduled",
+        actor: null,
+        policy: opts.retention?.policy ?? undefined,
+        offsiteVerified: opts.offsiteVerified,
+      });
       const { summary } = backup;
       const warning = await tryLogActivity(db, {
         action: "scheduled_backup_completed",
@@ -117,7 +136,8 @@ export async function runScheduledBackup(opts: Bindings & Signing & { now?: Date
 }
 
 export async function runCleanup(
-  opts: Bindings & {
+  opts: Bindings &
+    RetentionPlanOptions & {
     now?: Date;
     actor?: string | null;
     dryRun?: boolean;
@@ -129,7 +149,7 @@ export async function runCleanup(
   // A bad policy is refused before the lock is taken: a 400 should not hold up a backup.
   const policy = parseRetentionPolicy(opts.policy);
   const cleanup = (bucket: R2Bucket, dryRun: boolean) =>
-    cleanupOldBackups({ db: opts.db, bucket, now: opts.now, actor: opts.actor, dryRun, policy, trigger });
+    cleanupOldBackups({ db: opts.db, bucket, now: opts.now, actor: opts.actor, dryRun, policy, trigger, offsiteVerified: opts.offsiteVerified });
   // A preview writes nothing, so it takes no lock (taking one is a write) and is not refused while
   // a backup runs. The running backup's parts are too young to be listed for deletion; once it
   // completes, a real run may delete one more old backup than the preview showed.

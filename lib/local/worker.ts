@@ -7,13 +7,16 @@ import {
   DEFAULT_DUMP_OPTIONS,
   dumpDatabase,
   BackupError,
+  cleanupResponse,
   errorResponse,
   listBackups,
   listResponse,
   parseSigningKey,
   readSchema,
   runBackup,
+  runCleanup,
   type DumpStats,
+  type RetentionPolicy,
 } from "../backup";
 import { quoteIdent } from "../sql";
 
@@ -42,6 +45,13 @@ export default {
           ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey })
           : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey });
         return Response.json({ ...backupResponse(summary), manifest });
+      }
+      if (request.method === "POST" && url.pathname === "/cleanup") {
+        // The CLI parsed BACKUP_RETENTION (its entry point) and sends the policy; runCleanup checks it again.
+        const body = (await request.json().catch(() => ({}))) as { now?: string; dryRun?: boolean; policy?: RetentionPolicy };
+        const now = body.now ? new Date(body.now) : undefined;
+        const result = await runCleanup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dryRun: body.dryRun === true, policy: body.policy });
+        return Response.json({ success: true, ...cleanupResponse(result) });
       }
       if (request.method === "POST" && url.pathname === "/profile") {
         return Response.json(await profile(env.DB));

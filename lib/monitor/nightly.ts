@@ -18,7 +18,16 @@
 // Alerts never change the outcome: a failure is rethrown as it was, whatever the delivery did, and
 // every delivery is recorded in activity_log (backup_alert_sent / backup_alert_failed) with the
 // webhook's host only: the URL is a secret.
-import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type ScheduledRunResult, type SigningKey } from "../backup";
+import {
+  BackupError,
+  errorMessage,
+  isBackupError,
+  runScheduledBackup,
+  tryLogActivity,
+  type ParsedRetention,
+  type ScheduledRunResult,
+  type SigningKey,
+} from "../backup";
 import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
 import { getBackupHealth, STALE_AFTER_HOURS, type BackupHealth } from "./health";
 
@@ -157,6 +166,10 @@ export interface NightlyOptions extends DeliveryOptions {
   now?: Date;
   /** BACKUP_SIGNING_KEY as parsed by the entry point; null: the backup is made unsigned. */
   signingKey?: SigningKey | null;
+  /** BACKUP_RETENTION as parsed by the entry point (parseRetentionSetting); unset: the default. */
+  retention?: ParsedRetention;
+  /** Backups with a verified off-site copy (the newest is kept); none by default. */
+  offsiteVerified?: ReadonlySet<string>;
 }
 
 export interface NightlyResult extends ScheduledRunResult {
@@ -192,7 +205,14 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
 
   let result: ScheduledRunResult;
   try {
-    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey });
+    result = await runScheduledBackup({
+      db,
+      bucket,
+      now,
+      signingKey: opts.signingKey,
+      retention: opts.retention,
+      offsiteVerified: opts.offsiteVerified,
+    });
   } catch (e) {
     await alertNightlyFailure({ ...opts, db, bucket, alertWebhook: webhook, error: e, now });
     throw e;
