@@ -28,16 +28,14 @@ export {
 export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup, type ScheduledRunResult } from "./run";
-export { applyRetention, planCleanup, r2Store, type BackupStore, type CleanupResult, type RetentionListing } from "./retention";
+// Retention for any store: the off-site bucket gets the same rule by its own listing.
+export { applyRetention, r2Store, type BackupStore, type CleanupResult, type RetentionListing } from "./retention";
 export {
-  DEFAULT_RETENTION,
-  describePolicy,
-  NEWEST_KEPT,
-  parseRetentionPolicy,
   parseRetentionSetting,
   planRetention,
   type ParsedRetention,
   type RetentionDecision,
+  type RetentionPlanOptions,
   type RetentionPolicy,
 } from "./retention-plan";
 export { readBackupLock, type RunningLock } from "./lock";

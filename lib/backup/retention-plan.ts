@@ -91,11 +91,6 @@ export function parseRetentionSetting(raw: string | undefined): ParsedRetention 
   return { policy: { ...DEFAULT_RETENTION, ...given }, problem: null };
 }
 
-/** `daily 30, weekly 12, monthly 24` for people. */
-export function describePolicy(p: RetentionPolicy): string {
-  return `daily ${p.daily}, weekly ${p.weekly}, monthly ${p.monthly}; the newest ${NEWEST_KEPT} always kept`;
-}
-
 /** A complete backup as any store lists it: its name and the key of its object. */
 export interface RetentionCandidate {
   name: string;

@@ -3,14 +3,8 @@
 // and the BACKUP_RETENTION setting. No bindings: a plan is a function of names, now and policy.
 import { describe, expect, it } from "vitest";
 import { backupNameFor, keysFor } from "../../lib/backup/keys";
-import {
-  DEFAULT_RETENTION,
-  isoWeekLabel,
-  parseRetentionPolicy,
-  parseRetentionSetting,
-  planRetention,
-  type RetentionPolicy,
-} from "../../lib/backup/retention-plan";
+import { parseRetentionSetting, planRetention, type RetentionPolicy } from "../../lib/backup";
+import { DEFAULT_RETENTION, isoWeekLabel, parseRetentionPolicy } from "../../lib/backup/retention-plan";
 
 const at = (iso: string) => new Date(iso);
 const backup = (iso: string) => {
