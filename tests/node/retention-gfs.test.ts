@@ -118,24 +118,35 @@ beforeAll(async () => {
 
   t = Date.now();
   const worker = await startLocalWorker({ persistTo });
+  // wrangler's bundler always watches the worker's sources (node_modules included): a file changed
+  // on this machine meanwhile restarts the worker, and workerd fails the POSTs in flight with a
+  // 503. Such a backup is made again (a half-written one is a leftover the cleanup removes); one
+  // the restart let finish answers BACKUP_EXISTS, which is as good.
+  let restarts = 0;
+  const backupAt = async (at: Date, body: Record<string, unknown>) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await worker.call<{ success: boolean; error?: { code: string } }>("/backup", { method: "POST", body: { now: at.toISOString(), ...body } });
+        if (r.status === 200 || (attempt > 0 && r.body.error?.code === "BACKUP_EXISTS")) return;
+        if (!(attempt < 6 && r.status === 409 && r.body.error?.code === "BACKUP_IN_PROGRESS")) throw new Error(`${r.status} ${JSON.stringify(r.body)}`);
+      } catch (e) {
+        if (attempt >= 6 || !/restarted mid-request/.test(String(e))) throw e;
+        restarts++;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 3000)); // a dead run's 10 s lease expires meanwhile
+    }
+  };
   try {
     // The bulk concurrently through the library's backupDatabase (the body's `dump` selects it:
     // distinct names never conflict); the last week one by one through runBackup under the lease,
     // the call `--at` makes.
     const bulk = times.slice(1, COUNT - 8);
-    for (let i = 0; i < bulk.length; i += 8) {
-      const results = await Promise.all(
-        bulk.slice(i, i + 8).map((at) => worker.call<{ success: boolean }>("/backup", { method: "POST", body: { now: at.toISOString(), dump: {} } })),
-      );
-      for (const r of results) expect(r.status, JSON.stringify(r.body)).toBe(200);
-    }
-    for (const at of times.slice(COUNT - 8, COUNT - 1)) {
-      const r = await worker.call<{ success: boolean }>("/backup", { method: "POST", body: { now: at.toISOString() } });
-      expect(r.status, JSON.stringify(r.body)).toBe(200);
-    }
+    for (let i = 0; i < bulk.length; i += 8) await Promise.all(bulk.slice(i, i + 8).map((at) => backupAt(at, { dump: {} })));
+    for (const at of times.slice(COUNT - 8, COUNT - 1)) await backupAt(at, { leaseTtlMs: 10_000 });
   } finally {
     await worker.dispose();
   }
+  if (restarts) console.log(`retention-gfs: the local worker restarted during the backups; ${restarts} made again`);
   timings[`${COUNT - 2} backups via the worker`] = Date.now() - t;
 
   // And the newest through the CLI.
@@ -154,8 +165,9 @@ describe("two years of daily backups, default BACKUP_RETENTION", () => {
   it("the independent computation is what GFS means here", () => {
     // 30 days (2026-12-04 … 2027-01-02), 12 ISO weeks back to 2026-W42, 24 months back to 2025-02.
     expect(expected.get(backupNameFor(times[COUNT - 1]))).toEqual(["newest 7", "daily 2027-01-02", "weekly 2026-W53", "monthly 2027-01"]);
-    expect(expected.get("database-2026-12-27-02-00-00")).toEqual(["daily 2026-12-27", "weekly 2026-W52"]);
-    expect(expected.get("database-2026-12-31-02-00-00")).toEqual(["daily 2026-12-31", "monthly 2026-12"]);
+    expect(expected.get("database-2026-12-27-02-00-00")).toEqual(["newest 7", "daily 2026-12-27", "weekly 2026-W52"]);
+    expect(expected.get("database-2026-12-31-02-00-00")).toEqual(["newest 7", "daily 2026-12-31", "monthly 2026-12"]);
+    expect(expected.get("database-2026-12-26-02-00-00")).toEqual(["daily 2026-12-26"]);
     expect(expected.get("database-2026-10-18-02-00-00")).toEqual(["weekly 2026-W42"]);
     expect(expected.get("database-2025-02-28-02-00-00")).toEqual(["monthly 2025-02"]);
     expect(expected.has("database-2025-01-31-02-00-00")).toBe(false);
@@ -169,14 +181,18 @@ describe("two years of daily backups, default BACKUP_RETENTION", () => {
     expect(lines[0]).toBe(
       "retention: daily 30, weekly 12, monthly 24, newest 7 always kept; periods count back from 2027-01-02T02:00:00.000Z",
     );
-    const decisions = lines.slice(1, -1).map((l) => /^(keep|delete) +(database-[\d-]+)(?: {2}(.*))?$/.exec(l));
+    // Leftovers exist only if the worker restarted mid-backup above (see there).
+    const decisions = lines
+      .slice(1, -1)
+      .filter((l) => !l.endsWith("leftover of an interrupted run"))
+      .map((l) => /^(keep|delete) +(database-[\d-]+)(?: {2}(.*))?$/.exec(l));
     expect(decisions.every(Boolean), lines.join("\n")).toBe(true);
     expect(decisions).toHaveLength(COUNT);
     // Newest first, one line per backup.
     expect(decisions.map((m) => m![2])).toEqual([...times].reverse().map(backupNameFor));
     const kept = new Map(decisions.filter((m) => m![1] === "keep").map((m) => [m![2], m![3].split(", ")]));
     expect(Object.fromEntries(kept)).toEqual(Object.fromEntries(expected));
-    expect(lines.at(-1)).toBe(`dry run: would delete ${COUNT - expected.size} backup(s) and 0 leftover key(s), keep ${expected.size}; nothing was deleted`);
+    expect(lines.at(-1)).toMatch(new RegExp(`^dry run: would delete ${COUNT - expected.size} backup\\(s\\) and \\d+ leftover key\\(s\\), keep ${expected.size}; nothing was deleted$`));
     expect([...(await bucketKeys()).keys()].filter((k) => k.endsWith(".manifest.json"))).toHaveLength(COUNT);
   });
 
