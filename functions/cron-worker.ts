@@ -8,7 +8,7 @@
 // next-on-pages emits .vercel/output/static/_worker.js, and with a _worker.js Pages (deploy and
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
-import { BackupError, parseAgeRecipients, parseLeaseTtl, parseSigningKey, tryLogActivity } from "../lib/backup";
+import { BackupError, parseAgeRecipients, parseLeaseTtl, parseRetentionSetting, parseSigningKey, tryLogActivity } from "../lib/backup";
 import { parseDrillBudget } from "../lib/drill";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
@@ -37,6 +37,8 @@ export interface Env {
   RESTORE_DRILL_DB?: D1Database;
   /** Optional var: D1 queries the whole invocation may spend, the drill's budget (default 1000, Workers Paid). */
   RESTORE_DRILL_MAX_QUERIES?: string;
+  /** Var: tiered retention, e.g. daily=30,weekly=12,monthly=24 (the default when unset). */
+  BACKUP_RETENTION?: string;
 }
 
 const isD1 = (v: unknown): v is D1Database =>
@@ -91,6 +93,8 @@ export default {
     const drillBudget = parseDrillBudget(env.RESTORE_DRILL_MAX_QUERIES);
     if (drillBudget.problem) console.warn(`restore drill: ${drillBudget.problem}`);
     if (env.RESTORE_DRILL_DB !== undefined && !isD1(env.RESTORE_DRILL_DB)) console.warn("restore drill: RESTORE_DRILL_DB is not a D1 binding; the drill is skipped");
+    // A bad value fails the run at its cleanup stage, after tonight's backup (runScheduledBackup).
+    const retention = parseRetentionSetting(env.BACKUP_RETENTION);
     let bindings: { db: D1Database; bucket: R2Bucket };
     let leaseTtlMs: number | undefined;
     try {
@@ -119,6 +123,7 @@ export default {
         leaseTtlMs,
         encryption: age.encryption,
         offsite,
+        retention,
         drill: { scratch: isD1(env.RESTORE_DRILL_DB) ? env.RESTORE_DRILL_DB : null, budget: drillBudget.budget },
       });
       console.log(

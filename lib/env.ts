@@ -11,7 +11,7 @@
 // looked up per request and handed to the library.
 import { getRequestContext } from "@cloudflare/next-on-pages";
 import { z } from "zod";
-import { parseAgeRecipients, parseLeaseTtl, parseSigningKey, type AgeEncryption, type SigningKey } from "./backup";
+import { parseAgeRecipients, parseLeaseTtl, parseRetentionSetting, parseSigningKey, type AgeEncryption, type ParsedRetention, type RetentionPolicy, type SigningKey } from "./backup";
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { offsiteStep, parseOffsiteConfig, type OffsiteSetting } from "./offsite";
@@ -273,4 +273,20 @@ export function isOffsiteConfigured(): boolean {
 /** The off-site copy step for a backup run, or null when off-site copies are off. */
 export function getOffsiteStep(): OffsiteStep | null {
   return offsiteStep(getOffsite());
+}
+
+/**
+ * BACKUP_RETENTION (a var): the tiers, parsed once per env. The nightly route takes the result
+ * whole (a bad value fails its cleanup stage, after the backup); see getRetentionPolicy.
+ */
+export function getRetentionSetting(): ParsedRetention {
+  const env = requestEnv();
+  return once(env, "retention", () => parseRetentionSetting(stringSetting(env, "BACKUP_RETENTION")));
+}
+
+/** The retention policy for a cleanup; a bad BACKUP_RETENTION is CONFIG_ERROR naming the setting. */
+export function getRetentionPolicy(): RetentionPolicy {
+  const parsed = getRetentionSetting();
+  if (parsed.problem !== null) throw new BackupError("CONFIG_ERROR", parsed.problem);
+  return parsed.policy;
 }

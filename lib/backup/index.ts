@@ -40,5 +40,14 @@ export {
 export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
 export { runBackup, runCleanup, runScheduledBackup, type OffsiteStep, type ScheduledRunResult } from "./run";
-export { type RetentionPolicy } from "./retention";
+// Retention for any store: the off-site bucket gets the same rule by its own listing.
+export { applyRetention, r2Store, type BackupStore, type CleanupResult, type RetentionListing } from "./retention";
+export {
+  parseRetentionSetting,
+  planRetention,
+  type ParsedRetention,
+  type RetentionDecision,
+  type RetentionPlanOptions,
+  type RetentionPolicy,
+} from "./retention-plan";
 export { parseLeaseTtl, readBackupLock, type RunningLock } from "./lock";

@@ -5,6 +5,7 @@ import type { BackupListing } from "./list";
 import type { CleanupResult } from "./retention";
 import { parseBackupKey } from "./keys";
 import { hasVerifiedOffsite } from "./manifest";
+import { NEWEST_KEPT } from "./retention-plan";
 import { formatBytes } from "./units";
 
 export function backupResponse(s: BackupSummary) {
@@ -68,6 +69,10 @@ export function cleanupResponse(r: CleanupResult) {
     deleted_count: r.deleted.length,
     deleted: r.deleted,
     kept: r.kept,
+    // Why each complete backup stays (or that it goes), newest first: the preview's explanation.
+    decisions: r.decisions.map((d) => ({ name: d.name, key: d.key, action: d.keep ? ("keep" as const) : ("delete" as const), reasons: d.reasons })),
+    policy: { daily: r.policy.daily, weekly: r.policy.weekly, monthly: r.policy.monthly, newest: NEWEST_KEPT },
+    reference: r.reference,
     incomplete_deleted: r.incompleteDeleted,
     // Backups with an object and a manifest that do not check out: never deleted automatically.
     needs_attention: r.needsAttention,

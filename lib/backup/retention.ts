@@ -1,55 +1,55 @@
 // Retention: removes old backups and abandoned leftovers from the bucket that also holds the
-// portal's client documents. Only keys that parse as backup keys (keys.ts) are ever deleted, and
-// every key is checked again right before its delete, whatever produced the list.
-import { z } from "zod";
+// portal's client documents. Which complete backups stay is retention-plan.ts's pure rule; this
+// file plans leftovers too and applies the plan to a store (R2 here; the off-site bucket by its
+// own listing). Only keys that parse as backup keys (keys.ts) are ever deleted, and every key is
+// checked again right before its delete, whatever produced the list.
 import { tryLogActivity } from "./activity";
 import type { BackupTrigger } from "./backup";
 import { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
-import { allObjectKeysFor, keysFor, parseBackupKey, timestampOf } from "./keys";
-import { isFutureDated, listBackups, type BackupListing } from "./list";
+import { allObjectKeysFor, parseBackupKey, timestampOf } from "./keys";
+import { hasVerifiedOffsite, type Manifest } from "./manifest";
+import { isFutureDated, listBackups } from "./list";
+import {
+  parseRetentionPolicy,
+  planRetention,
+  retentionReference,
+  type RetentionDecision,
+  type RetentionPlanOptions,
+  type RetentionPolicy,
+} from "./retention-plan";
 
-export interface RetentionPolicy {
-  /** Complete backups older than this many days are deleted (see cutoff in planCleanup). */
-  maxAgeDays: number;
-  /** The newest this many complete backups are kept whatever their age. */
-  keepLatest: number;
-  /** Leftovers of interrupted runs older than this many hours are deleted. */
-  incompleteMaxAgeHours: number;
+/** What retention needs of a listing; BackupListing (list.ts) is one. */
+export interface RetentionListing {
+  /** Complete backups (object + matching manifest). */
+  backups: { name: string; key: string; manifestKey: string; manifest?: Manifest }[];
+  /** Leftovers and damaged backups, as list.ts classifies them. */
+  incomplete: { name: string; keys: string[]; uploaded: string; reason: string }[];
 }
 
-export const DEFAULT_RETENTION: Readonly<RetentionPolicy> = Object.freeze({
-  maxAgeDays: 30,
-  keepLatest: 7,
-  incompleteMaxAgeHours: 24,
-});
-
-// Upper bounds only keep the date arithmetic finite; they are far beyond any sensible policy.
-const policySchema = z
-  .object({
-    maxAgeDays: z.number().int().min(1).max(36_500),
-    keepLatest: z.number().int().min(1).max(100_000),
-    incompleteMaxAgeHours: z.number().int().min(1).max(876_000),
-  })
-  .strict(); // a misspelt field must not silently fall back to the default
-
-/** Defaults overlaid with the given fields; anything invalid is INVALID_INPUT (HTTP 400). */
-export function parseRetentionPolicy(input: unknown): RetentionPolicy {
-  if (input !== undefined && input !== null && (typeof input !== "object" || Array.isArray(input))) {
-    throw new BackupError("INVALID_INPUT", "retention policy must be an object");
-  }
-  const given = Object.fromEntries(Object.entries((input ?? {}) as object).filter(([, v]) => v !== undefined));
-  const parsed = policySchema.safeParse({ ...DEFAULT_RETENTION, ...given });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue.path.join(".");
-    throw new BackupError("INVALID_INPUT", `invalid retention policy${where ? ` (${where})` : ""}: ${issue.message}`, {
-      details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })) },
-    });
-  }
-  return parsed.data;
+/**
+ * A bucket retention can run on: its own listing, and a delete of one key (missing = no-op).
+ * applyRetention only ever calls delete with keys that parse as keys of the backup being removed.
+ */
+export interface BackupStore {
+  list(): Promise<RetentionListing>;
+  delete(key: string): Promise<void>;
 }
 
-export interface CleanupOptions {
+/** The R2 bucket (DOCUMENTS) as a BackupStore. */
+export function r2Store(bucket: R2Bucket): BackupStore {
+  return {
+    list: () => listBackups(bucket),
+    async delete(key) {
+      try {
+        await bucket.delete(key);
+      } catch (e) {
+        throw wrapBindingError("STORAGE_ERROR", `deleting ${key} failed`, e);
+      }
+    },
+  };
+}
+
+export interface CleanupOptions extends RetentionPlanOptions {
   db: D1Database;
   bucket: R2Bucket;
   now?: Date;
@@ -72,62 +72,53 @@ export interface CleanupResult {
   deleted: string[];
   /** Object keys of the complete backups kept, newest first. */
   kept: string[];
+  /** Every complete backup, newest first: kept with its reasons, or deleted. */
+  decisions: RetentionDecision[];
   /** Every key removed from incomplete leftovers. */
   incompleteDeleted: string[];
   /**
    * Backups that have both an object and a manifest yet do not check out (manifest unreadable, of
-   * a newer format, or not matching the object). Never deleted automatically: that could be a
-   * good backup whose manifest read failed for a moment, or one written by a newer d1-backup.
+   * a newer format, or not matching the object), and future-dated ones. Never deleted
+   * automatically: that could be a good backup whose manifest read failed for a moment, or one
+   * written by a newer d1-backup.
    */
   needsAttention: NeedsAttention[];
   dryRun: boolean;
   policy: RetentionPolicy;
-  /** Complete backups taken before this time are past maxAgeDays; null when there are none. */
-  cutoff: string | null;
+  /** The time the days, weeks and months count back from (retention-plan.ts); null without backups. */
+  reference: string | null;
   warnings: string[];
 }
 
 export interface CleanupPlan {
   policy: RetentionPolicy;
-  cutoff: Date | null;
+  reference: Date | null;
+  decisions: RetentionDecision[];
   /** Complete backups to delete, oldest first. */
-  deleteComplete: { name: string; key: string }[];
+  deleteComplete: { name: string; key: string; manifestKey: string }[];
   keep: string[];
   deleteIncomplete: { name: string; keys: string[] }[];
   needsAttention: NeedsAttention[];
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const HOUR_MS = 60 * 60 * 1000;
 
 /** Decides what a cleanup removes, from a listing; deletes nothing. */
-export function planCleanup(listing: BackupListing, policy: RetentionPolicy, now: Date): CleanupPlan {
-  // A backup named for the future (a clock fault when it was taken) is kept and flagged, and
-  // otherwise ignored: counted as newest it would take a keepLatest place and end the search for
-  // the cutoff's reference point, and 2099 is no time to measure real backups' age from.
-  const future = listing.backups.filter((b) => isFutureDated(b.name, now));
-  const complete = listing.backups.filter((b) => !isFutureDated(b.name, now)); // newest first
-  // Age counts from the newest complete backup when the clock is later: if backups have been
-  // failing for a month, the clock alone would age out every backup we still have, including the
-  // last good ones. Measured from the newest backup, older ones expire only as new ones arrive.
-  const newest = complete.length ? nameTime(complete[0].name) : null;
-  const cutoff = newest ? new Date(Math.min(now.getTime(), newest.getTime()) - policy.maxAgeDays * DAY_MS) : null;
-
-  const deleteComplete: CleanupPlan["deleteComplete"] = [];
-  const keep: string[] = future.map((b) => b.key);
-  const needsAttention: NeedsAttention[] = future.map((b) => ({
-    name: b.name,
-    keys: [b.key, b.manifestKey],
-    reason: `dated ${b.manifest.createdAt}, in the future (a clock fault?): kept, and not counted as the newest backup`,
-  }));
-  complete.forEach((b, i) => {
-    if (i >= policy.keepLatest && cutoff && nameTime(b.name).getTime() < cutoff.getTime()) {
-      deleteComplete.push({ name: b.name, key: b.key });
-    } else {
-      keep.push(b.key);
-    }
-  });
-  deleteComplete.reverse();
+export function planCleanup(listing: RetentionListing, policy: RetentionPolicy, now: Date, opts: RetentionPlanOptions = {}): CleanupPlan {
+  const decisions = planRetention(listing.backups, now, policy, opts);
+  const byName = new Map(listing.backups.map((b) => [b.name, b]));
+  const needsAttention: NeedsAttention[] = listing.backups
+    .filter((b) => isFutureDated(b.name, now))
+    .map((b) => ({
+      name: b.name,
+      keys: [b.key, b.manifestKey],
+      reason: `dated ${nameTime(b.name).toISOString()}, in the future (a clock fault?): kept, and not counted as the newest backup`,
+    }));
+  const deleteComplete = decisions
+    .filter((d) => !d.keep)
+    .map((d) => ({ name: d.name, key: d.key, manifestKey: byName.get(d.name)!.manifestKey }))
+    .reverse();
+  const keep = decisions.filter((d) => d.keep).map((d) => d.key);
 
   const deleteIncomplete: CleanupPlan["deleteIncomplete"] = [];
   const incompleteBefore = now.getTime() - policy.incompleteMaxAgeHours * HOUR_MS;
@@ -145,7 +136,7 @@ export function planCleanup(listing: BackupListing, policy: RetentionPolicy, now
     if (lastTouched < incompleteBefore) deleteIncomplete.push({ name: entry.name, keys: entry.keys });
   }
 
-  return { policy, cutoff, deleteComplete, keep, deleteIncomplete, needsAttention };
+  return { policy, reference: retentionReference(listing.backups, now), decisions, deleteComplete, keep, deleteIncomplete, needsAttention };
 }
 
 function nameTime(name: string): Date {
@@ -155,19 +146,73 @@ function nameTime(name: string): Date {
 }
 
 /** The last line of defence for client documents: refuses any key that is not this backup's. */
-async function deleteBackupKey(bucket: R2Bucket, name: string, key: string): Promise<void> {
+async function deleteBackupKey(store: BackupStore, name: string, key: string): Promise<void> {
   const parsed = parseBackupKey(key);
   if (!parsed || parsed.name !== name) {
     throw new BackupError("INTERNAL", `refusing to delete ${key}: not a key of backup ${name}`);
   }
-  try {
-    await bucket.delete(key);
-  } catch (e) {
-    throw wrapBindingError("STORAGE_ERROR", `deleting ${key} failed`, e);
-  }
+  await store.delete(key);
 }
 
 const KIND_ORDER = { manifest: 0, object: 1, staging: 2 } as const;
+
+export interface ApplyRetentionOptions extends RetentionPlanOptions {
+  store: BackupStore;
+  now: Date;
+  /** Parsed already (parseRetentionPolicy / parseRetentionSetting at the entry point). */
+  policy: RetentionPolicy;
+  dryRun?: boolean;
+  /** Filled as keys go, so a caller can report what was removed before a failure. */
+  progress?: { deleted: string[]; incompleteDeleted: string[] };
+}
+
+export interface AppliedRetention {
+  plan: CleanupPlan;
+  /** Object keys of the complete backups deleted (in a dry run: that would be), oldest first. */
+  deleted: string[];
+  incompleteDeleted: string[];
+}
+
+/**
+ * Lists the store, plans, and (unless dryRun) deletes: the whole of retention for one store, with
+ * no audit trail of its own (cleanupOldBackups writes R2's). Throws on the first failed delete.
+ */
+export async function applyRetention(opts: ApplyRetentionOptions): Promise<AppliedRetention> {
+  const { store, policy, now } = opts;
+  const deleted = opts.progress?.deleted ?? [];
+  const incompleteDeleted = opts.progress?.incompleteDeleted ?? [];
+  const listing = await store.list();
+  // Without a given set, the manifests say which backups have a verified off-site copy (R2's do).
+  const offsiteVerified =
+    opts.offsiteVerified ?? new Set(listing.backups.filter((b) => b.manifest && hasVerifiedOffsite(b.manifest)).map((b) => b.name));
+  const plan = planCleanup(listing, policy, now, { ...opts, offsiteVerified });
+  if (opts.dryRun) {
+    deleted.push(...plan.deleteComplete.map((b) => b.key));
+    for (const entry of plan.deleteIncomplete) incompleteDeleted.push(...entry.keys);
+    return { plan, deleted, incompleteDeleted };
+  }
+  for (const b of plan.deleteComplete) {
+    // Manifest first: its presence is what makes a backup complete (backup.ts writes it last),
+    // so removing it first undoes the backup in reverse order of creation. Interrupted here,
+    // the object is left without a manifest: listed as an incomplete leftover (never offered for
+    // restore) and removed by a later cleanup. Object first would leave, for the same
+    // interruption, a manifest describing an object that no longer exists.
+    await deleteBackupKey(store, b.name, b.manifestKey);
+    await deleteBackupKey(store, b.name, b.key);
+    // A staged copy a successful run failed to remove (backup.ts warns about it) goes too, in
+    // either form (plain or age); deleting a missing key is a no-op.
+    for (const staging of allObjectKeysFor(b.name).staging) await deleteBackupKey(store, b.name, staging);
+    deleted.push(b.key);
+  }
+  for (const entry of plan.deleteIncomplete) {
+    const ordered = [...entry.keys].sort((a, b) => KIND_ORDER[parseBackupKey(a)?.kind ?? "staging"] - KIND_ORDER[parseBackupKey(b)?.kind ?? "staging"]);
+    for (const key of ordered) {
+      await deleteBackupKey(store, entry.name, key);
+      incompleteDeleted.push(key);
+    }
+  }
+  return { plan, deleted, incompleteDeleted };
+}
 
 export async function cleanupOldBackups(opts: CleanupOptions): Promise<CleanupResult> {
   const policy = parseRetentionPolicy(opts.policy);
@@ -177,50 +222,24 @@ export async function cleanupOldBackups(opts: CleanupOptions): Promise<CleanupRe
   const trigger = opts.trigger ?? "manual";
   const { db, bucket } = opts;
 
-  const deleted: string[] = [];
-  const incompleteDeleted: string[] = [];
+  const progress = { deleted: [] as string[], incompleteDeleted: [] as string[] };
+  const { deleted, incompleteDeleted } = progress;
   try {
-    const plan = planCleanup(await listBackups(bucket), policy, now);
+    const { plan } = await applyRetention({ store: r2Store(bucket), now, policy, dryRun, progress, offsiteVerified: opts.offsiteVerified });
     const result: CleanupResult = {
       deleted,
       kept: plan.keep,
+      decisions: plan.decisions,
       incompleteDeleted,
       needsAttention: plan.needsAttention,
       dryRun,
       policy,
-      cutoff: plan.cutoff?.toISOString() ?? null,
+      reference: plan.reference?.toISOString() ?? null,
       warnings: [],
     };
-    if (dryRun) {
-      deleted.push(...plan.deleteComplete.map((b) => b.key));
-      for (const entry of plan.deleteIncomplete) incompleteDeleted.push(...entry.keys);
-      // A preview changes nothing, so it leaves no trace in the audit trail either: there an entry
-      // reads as something that happened, and a dry run's list of "deleted" keys would mislead.
-      return result;
-    }
-
-    for (const b of plan.deleteComplete) {
-      const keys = keysFor(b.name);
-      const forms = allObjectKeysFor(b.name);
-      // Manifest first: its presence is what makes a backup complete (backup.ts writes it last),
-      // so removing it first undoes the backup in reverse order of creation. Interrupted here,
-      // the object is left without a manifest: listed as an incomplete leftover (never offered for
-      // restore) and removed by a later cleanup. Object first would leave, for the same
-      // interruption, a manifest describing an object that no longer exists.
-      await deleteBackupKey(bucket, b.name, keys.manifest);
-      await deleteBackupKey(bucket, b.name, b.key);
-      // A staged copy a successful run failed to remove (backup.ts warns about it) goes too, in
-      // either form (plain or age); deleting a missing key is a no-op in R2.
-      for (const staging of forms.staging) await deleteBackupKey(bucket, b.name, staging);
-      deleted.push(b.key);
-    }
-    for (const entry of plan.deleteIncomplete) {
-      const ordered = [...entry.keys].sort((a, b) => KIND_ORDER[parseBackupKey(a)?.kind ?? "staging"] - KIND_ORDER[parseBackupKey(b)?.kind ?? "staging"]);
-      for (const key of ordered) {
-        await deleteBackupKey(bucket, entry.name, key);
-        incompleteDeleted.push(key);
-      }
-    }
+    // A preview changes nothing, so it leaves no trace in the audit trail either: there an entry
+    // reads as something that happened, and a dry run's list of "deleted" keys would mislead.
+    if (dryRun) return result;
 
     const warning = await tryLogActivity(db, {
       action: "backup_cleanup_completed",
@@ -232,7 +251,7 @@ export async function cleanupOldBackups(opts: CleanupOptions): Promise<CleanupRe
         incompleteDeleted,
         needsAttention: plan.needsAttention.map((n) => n.name),
         policy,
-        cutoff: result.cutoff,
+        reference: result.reference,
         dryRun,
       },
     });

@@ -10,7 +10,8 @@ import { leasedBucket, leasedDb, recoverInterruptedRun, type InterruptedRunRepor
 import { backupNameFor } from "./keys";
 import { withBackupLock, type Lease, type LeaseOperation } from "./lock";
 import type { OffsiteCopyReport } from "../offsite";
-import { cleanupOldBackups, parseRetentionPolicy, type CleanupResult, type RetentionPolicy } from "./retention";
+import { cleanupOldBackups, type CleanupResult } from "./retention";
+import { parseRetentionPolicy, type ParsedRetention, type RetentionPlanOptions, type RetentionPolicy } from "./retention-plan";
 
 interface Bindings {
   db: D1Database;
@@ -126,7 +127,17 @@ export interface ScheduledRunResult {
 }
 
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
-export async function runScheduledBackup(opts: Bindings & Signing & Encryption & Offsite & { now?: Date }): Promise<ScheduledRunResult> {
+export async function runScheduledBackup(
+  opts: Bindings &
+    Signing &
+    Encryption &
+    Offsite &
+    RetentionPlanOptions & {
+      now?: Date;
+      /** BACKUP_RETENTION as the entry point parsed it; unset: the default policy. */
+      retention?: ParsedRetention;
+    },
+): Promise<ScheduledRunResult> {
   const now = opts.now ?? new Date();
   let backup: BackupResult | undefined;
   try {
@@ -135,7 +146,17 @@ export async function runScheduledBackup(opts: Bindings & Signing & Encryption &
       backup.summary.warnings.unshift(...warnings);
       // Before retention: the copy is what the newest backups are kept for.
       const offsite = await copyOffsite(opts.offsite, { bucket, db, lease, signingKey: opts.signingKey, actor: null, now }, backup);
-      const cleanup = await cleanupOldBackups({ db, bucket, now, trigger: "scheduled", actor: null });
+      // A bad BACKUP_RETENTION must not cost tonight's backup: it fails the run at the cleanup stage.
+      if (opts.retention?.problem) throw new BackupError("CONFIG_ERROR", opts.retention.problem);
+      const cleanup = await cleanupOldBackups({
+        db,
+        bucket,
+        now,
+        trigger: "scheduled",
+        actor: null,
+        policy: opts.retention?.policy ?? undefined,
+        offsiteVerified: opts.offsiteVerified,
+      });
       const { summary } = backup;
       const warning = await tryLogActivity(db, {
         action: "scheduled_backup_completed",
@@ -173,7 +194,8 @@ export async function runScheduledBackup(opts: Bindings & Signing & Encryption &
 }
 
 export async function runCleanup(
-  opts: Bindings & {
+  opts: Bindings &
+    RetentionPlanOptions & {
     now?: Date;
     actor?: string | null;
     dryRun?: boolean;
@@ -185,7 +207,7 @@ export async function runCleanup(
   // A bad policy is refused before the lock is taken: a 400 should not hold up a backup.
   const policy = parseRetentionPolicy(opts.policy);
   const cleanup = (bucket: R2Bucket, dryRun: boolean) =>
-    cleanupOldBackups({ db: opts.db, bucket, now: opts.now, actor: opts.actor, dryRun, policy, trigger });
+    cleanupOldBackups({ db: opts.db, bucket, now: opts.now, actor: opts.actor, dryRun, policy, trigger, offsiteVerified: opts.offsiteVerified });
   // A preview writes nothing, so it takes no lock (taking one is a write) and is not refused while
   // a backup runs. The running backup's parts are too young to be listed for deletion; once it
   // completes, a real run may delete one more old backup than the preview showed.

@@ -41,7 +41,13 @@ export async function startLocalWorker(
         body: init.body === undefined ? undefined : JSON.stringify(init.body),
         headers: { "content-type": "application/json" },
       });
-      return { status: res.status, body: (await res.json()) as T };
+      const text = await res.text();
+      try {
+        return { status: res.status, body: JSON.parse(text) as T };
+      } catch {
+        // workerd's own answers (a crashed or restarted worker) are plain text: say what it said.
+        throw new Error(`local worker answered ${res.status} to ${pathname}: ${text.slice(0, 300)}`);
+      }
     },
     dispose: () => worker.dispose(),
   };

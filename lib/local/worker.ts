@@ -9,6 +9,7 @@ import {
   encryptStream,
   generateAgeKey,
   BackupError,
+  cleanupResponse,
   errorResponse,
   listBackups,
   listResponse,
@@ -16,7 +17,9 @@ import {
   parseSigningKey,
   readSchema,
   runBackup,
+  runCleanup,
   type DumpStats,
+  type RetentionPolicy,
 } from "../backup";
 import { offsiteStep, parseOffsiteConfig } from "../offsite";
 import { parseDrillBudget, runRestoreDrill } from "../drill";
@@ -74,6 +77,13 @@ export default {
         const { budget, problem } = parseDrillBudget(body.maxQueries);
         if (problem) throw new BackupError("INVALID_INPUT", problem);
         return Response.json(await runRestoreDrill({ db: env.DB, scratch: env.RESTORE_DRILL_DB, bucket: env.DOCUMENTS, name, budget, spentQueries: body.spentQueries }));
+      }
+      if (request.method === "POST" && url.pathname === "/cleanup") {
+        // The CLI parsed BACKUP_RETENTION (its entry point) and sends the policy; runCleanup checks it again.
+        const body = (await request.json().catch(() => ({}))) as { now?: string; dryRun?: boolean; policy?: RetentionPolicy };
+        const now = body.now ? new Date(body.now) : undefined;
+        const result = await runCleanup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dryRun: body.dryRun === true, policy: body.policy });
+        return Response.json({ success: true, ...cleanupResponse(result) });
       }
       if (request.method === "POST" && url.pathname === "/profile") {
         return Response.json(await profile(env.DB));

@@ -18,7 +18,18 @@
 // Alerts never change the outcome: a failure is rethrown as it was, whatever the delivery did, and
 // every delivery is recorded in activity_log (backup_alert_sent / backup_alert_failed) with the
 // webhook's host only: the URL is a secret.
-import { BackupError, errorMessage, isBackupError, runScheduledBackup, tryLogActivity, type AgeEncryption, type OffsiteStep, type ScheduledRunResult, type SigningKey } from "../backup";
+import {
+  BackupError,
+  errorMessage,
+  isBackupError,
+  runScheduledBackup,
+  tryLogActivity,
+  type AgeEncryption,
+  type OffsiteStep,
+  type ParsedRetention,
+  type ScheduledRunResult,
+  type SigningKey,
+} from "../backup";
 import { runRestoreDrill, type DrillBudget, type DrillResult } from "../drill";
 import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
 import { getBackupHealth, STALE_AFTER_HOURS, type BackupHealth } from "./health";
@@ -169,6 +180,10 @@ export interface NightlyOptions extends DeliveryOptions {
    * logged as skipped) and RESTORE_DRILL_MAX_QUERIES as parsed. Absent: no drill is attempted.
    */
   drill?: { scratch: D1Database | null; budget: DrillBudget };
+  /** BACKUP_RETENTION as parsed by the entry point (parseRetentionSetting); unset: the default. */
+  retention?: ParsedRetention;
+  /** Backups with a verified off-site copy (the newest is kept); none by default. */
+  offsiteVerified?: ReadonlySet<string>;
 }
 
 export interface NightlyResult extends ScheduledRunResult {
@@ -209,7 +224,17 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlyResult> {
 
   let result: ScheduledRunResult;
   try {
-    result = await runScheduledBackup({ db, bucket, now, signingKey: opts.signingKey, leaseTtlMs: opts.leaseTtlMs, encryption: opts.encryption, offsite: opts.offsite });
+    result = await runScheduledBackup({
+      db,
+      bucket,
+      now,
+      signingKey: opts.signingKey,
+      leaseTtlMs: opts.leaseTtlMs,
+      encryption: opts.encryption,
+      offsite: opts.offsite,
+      retention: opts.retention,
+      offsiteVerified: opts.offsiteVerified,
+    });
   } catch (e) {
     await alertNightlyFailure({ ...opts, db, bucket, alertWebhook: webhook, error: e, now });
     throw e;

@@ -18,7 +18,7 @@ const CRON_SECRET = "cron-secret-0123456789abcdef0123456789abcdef";
 const CLIENT_DOC = "clients/acme/contract.pdf";
 const CLIENT_DOC_BODY = "CONFIDENTIAL: acme contract";
 const LOOKALIKE = "backups/notes.txt";
-const OLD_BACKUPS = 8; // with keepLatest 7, the oldest of these are past retention
+const OLD_BACKUPS = 8; // from 2020: outside every GFS tier, so only the newest 7 backups keep any of them
 const BACKUP_KEY_RE = /^backups\/database-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.sql\.gz$/;
 
 let signer: TestSigner;
@@ -99,7 +99,8 @@ beforeAll(async () => {
       persistTo: mainState,
       vars: { ...clerk, CLERK_JWT_KEY: publicPem, CLERK_AUTHORIZED_PARTIES: `${PORTAL}, https://portal.example.com`, CRON_SECRET },
     }),
-    startApp({ persistTo: noCronState, vars: { ...clerk, CLERK_JWT_KEY: publicPem } }),
+    // A retention setting with an unknown key: a cleanup here must refuse, naming it.
+    startApp({ persistTo: noCronState, vars: { ...clerk, CLERK_JWT_KEY: publicPem, BACKUP_RETENTION: "daily=30,yearly=5" } }),
     startApp({ persistTo: brokenState, vars: { ...clerk, CRON_SECRET: "short" } }),
   ]);
   console.log(`3 states + 3 servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -495,10 +496,20 @@ describe("admin backup API", () => {
     expect(res.status, res.text).toBe(200);
     const body = res.json();
     expect(body).toMatchObject({ success: true, dry_run: true });
-    // 8 old + 2 new complete backups; the newest 7 are kept, the 3 oldest (2020) are past 30 days.
+    // 8 old + 2 new complete backups; the newest 7 are kept, the 3 oldest (2020) are outside every tier.
     expect(body.deleted).toEqual([1, 2, 3].map((d) => `backups/database-2020-01-0${d}-02-00-00.sql.gz`));
     expect(body.deleted_count).toBe(3);
     expect(body.kept).toHaveLength(7);
+    // Why: one decision per backup, newest first; the two made today are today's daily, weekly and monthly.
+    expect(body.policy).toEqual({ daily: 30, weekly: 12, monthly: 24, newest: 7 });
+    expect(body.decisions.map((d: { key: string }) => d.key)).toEqual([...body.kept, ...[...body.deleted].reverse()]);
+    const [newest, second, ...rest] = body.decisions;
+    expect(newest.reasons).toEqual(["newest 7", expect.stringMatching(/^daily \d{4}-\d{2}-\d{2}$/), expect.stringMatching(/^weekly \d{4}-W\d{2}$/), expect.stringMatching(/^monthly \d{4}-\d{2}$/)]);
+    expect(second).toMatchObject({ action: "keep", reasons: ["newest 7"] });
+    expect(rest.map((d: { action: string; reasons: string[] }) => [d.action, d.reasons.join()])).toEqual([
+      ...Array(5).fill(["keep", "newest 7"]),
+      ...Array(3).fill(["delete", ""]),
+    ]);
     // The 2020 leftover was written just now (R2 upload time): too fresh to count as abandoned.
     expect(body.incomplete_deleted).toEqual([]);
     expect(body.needs_attention).toEqual([]);
@@ -520,7 +531,7 @@ describe("admin backup API", () => {
     expect(res.status, res.text).toBe(200);
     const body = res.json();
     expect(Object.keys(body).sort()).toEqual(
-      ["deleted", "deleted_count", "dry_run", "incomplete_deleted", "kept", "needs_attention", "success"].sort(),
+      ["decisions", "deleted", "deleted_count", "dry_run", "incomplete_deleted", "kept", "needs_attention", "policy", "reference", "success"].sort(),
     );
     expect(body).toMatchObject({ success: true, dry_run: false, deleted_count: 3 });
     expect(body.incomplete_deleted).toEqual([]);
@@ -532,6 +543,15 @@ describe("admin backup API", () => {
     expect(logged[0].user_id).toBe("user_admin_7");
 
     await expectClientDocumentsUntouched();
+  });
+
+  it("a malformed BACKUP_RETENTION: a cleanup is a CONFIG_ERROR naming it, and deletes nothing", async () => {
+    const t = await token();
+    for (const q of ["?dry_run=1", ""]) {
+      const err = expectError(await noCron.request(`/api/admin/backup${q}`, { method: "DELETE", headers: bearer(t) }), 500, "CONFIG_ERROR");
+      expect(err.message).toMatch(/^BACKUP_RETENTION has an unknown key "yearly"/);
+    }
+    expect(activity(noCron, "backup_cleanup_completed")).toEqual([]);
   });
 
   it("unknown query parameters on POST/GET are refused", async () => {

@@ -256,7 +256,16 @@ describe("the dashboard (admin, in Chromium)", () => {
     expect(deleteList).toContain("Would be deleted (2)");
     expect(deleteList).toContain(oldKey(1));
     expect(deleteList).toContain(oldKey(2));
-    expect(await page.textContent('[data-testid="cleanup-keep-list"]')).toContain("Kept (7)");
+    // Kept with the reasons: the new backup is today's daily, weekly and monthly; the 2020 ones stay as the newest 7.
+    const keepList = await page.textContent('[data-testid="cleanup-keep-list"]');
+    expect(keepList).toContain("Kept (7)");
+    expect(await page.textContent('[data-testid="cleanup-keep"] >> nth=0')).toMatch(
+      /^backups\/database-[\d-]+\.sql\.gz newest 7, daily \d{4}-\d{2}-\d{2}, weekly \d{4}-W\d{2}, monthly \d{4}-\d{2}$/,
+    );
+    expect(await page.textContent('[data-testid="cleanup-keep"] >> nth=6')).toBe(`${oldKey(3)} newest 7`);
+    expect(await page.textContent('[data-testid="cleanup-confirm"]')).toContain(
+      "Retention keeps the newest backup of each of the last 30 days, 12 weeks and 24 months, and the newest 7 always",
+    );
     // The leftover is named for 2020 but was written minutes ago: it could be a run still writing.
     expect(await page.isVisible('[data-testid="cleanup-incomplete-list"]')).toBe(false);
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BackupError, keysFor, listBackups } from "../../lib/backup";
 import { backupNameFor } from "../../lib/backup/keys";
 import { acquireBackupLock, DEFAULT_LOCK_TTL_MS, releaseBackupLock, withBackupLock } from "../../lib/backup/lock";
+import { parseRetentionSetting } from "../../lib/backup/retention-plan";
 import { runBackup, runCleanup, runScheduledBackup } from "../../lib/backup/run";
 import { faultyBucket } from "../helpers/faults";
 import { freshPlatform } from "../helpers/local";
@@ -158,7 +159,7 @@ describe("runCleanup / runScheduledBackup", () => {
     const dry = await runCleanup({ db, bucket, dryRun: true });
     expect(dry.dryRun).toBe(true);
     // An invalid policy is a 400, not a 409, even while the lock is held.
-    await expect(runCleanup({ db, bucket, policy: { keepLatest: 0 } })).rejects.toMatchObject({ code: "INVALID_INPUT" });
+    await expect(runCleanup({ db, bucket, policy: { daily: -1 } })).rejects.toMatchObject({ code: "INVALID_INPUT" });
     await releaseBackupLock(db, held);
     const real = await runCleanup({ db, bucket, actor: "user_admin" });
     expect(real.dryRun).toBe(false);
@@ -185,6 +186,19 @@ describe("runCleanup / runScheduledBackup", () => {
         },
       },
     ]);
+    expect(await lockRows()).toEqual([]);
+  });
+
+  it("runScheduledBackup with a malformed BACKUP_RETENTION: the backup is made, the run fails at its cleanup stage", async () => {
+    const now = nextTime();
+    const retention = parseRetentionSetting("daily=30,weekly=twelve");
+    const err = await runScheduledBackup({ db, bucket, now, retention }).catch((e) => e);
+    expect(err.code).toBe("CONFIG_ERROR");
+    expect(err.message).toMatch(/^BACKUP_RETENTION has a malformed entry "weekly=twelve"/);
+    const [row] = await activity("scheduled_backup_failed");
+    expect(row.details).toMatchObject({ stage: "cleanup", key: keysFor(backupNameFor(now)).object, code: "CONFIG_ERROR" });
+    expect(await keysUnder(keysFor(backupNameFor(now)).manifest)).toHaveLength(1);
+    expect(await activity("backup_cleanup_completed")).toEqual([]);
     expect(await lockRows()).toEqual([]);
   });
 

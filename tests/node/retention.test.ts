@@ -2,9 +2,10 @@
 // client documents and look-alike keys in the same bucket are never touched, that abandoned
 // leftovers are removed, and that a dry run changes nothing.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { backupDatabase, BackupError, keysFor, listBackups } from "../../lib/backup";
+import { applyRetention, backupDatabase, BackupError, keysFor, listBackups, r2Store, type BackupStore } from "../../lib/backup";
 import { backupNameFor } from "../../lib/backup/keys";
-import { cleanupOldBackups, DEFAULT_RETENTION } from "../../lib/backup/retention";
+import { cleanupOldBackups } from "../../lib/backup/retention";
+import { DEFAULT_RETENTION } from "../../lib/backup/retention-plan";
 import { getBackupHealth } from "../../lib/monitor";
 import { faultyBucket } from "../helpers/faults";
 import { freshPlatform } from "../helpers/local";
@@ -67,23 +68,32 @@ async function cleanupRows(): Promise<{ action: string; user_id: string | null; 
 
 const completeKeys = async () => (await listBackups(bucket)).backups.map((b) => b.key);
 
+// Most cases use the daily tier alone: "N days" is then "ages 0 … N-1 days before the reference",
+// whatever weekday or month the real clock puts NOW in (retention-plan.test.ts covers the calendar).
+const DAILY30 = { daily: 30, weekly: 0, monthly: 0 };
+
 describe("cleanupOldBackups", () => {
-  it("deletes complete backups older than maxAgeDays (manifest and object), keeps younger ones, and logs it", async () => {
+  it("deletes complete backups outside every tier (manifest and object), keeps the rest, and logs it", async () => {
     const ages = [0, 1, 2, 3, 4, 5, 6, 7, 29, 30, 31, 60];
     const keys = await backupsAt(ages.map((d) => daysAgo(d)));
-    const result = await cleanupOldBackups({ db, bucket, now: NOW, actor: "user_admin_1" });
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, actor: "user_admin_1", policy: DAILY30 });
 
-    const old = [60, 31].map((d) => objectKey(daysAgo(d)));
+    const old = [60, 31, 30].map((d) => objectKey(daysAgo(d)));
     expect(result.deleted).toEqual(old); // oldest first
-    expect(result.kept).toEqual(keys.filter((k) => !old.includes(k))); // newest first; exactly 30 days old is not older
+    expect(result.kept).toEqual(keys.filter((k) => !old.includes(k))); // newest first; 29 days back is the 30th day
     expect(result.incompleteDeleted).toEqual([]);
     expect(result.needsAttention).toEqual([]);
     expect(result.dryRun).toBe(false);
-    expect(result.cutoff).toBe(daysAgo(30).toISOString());
+    expect(result.reference).toBe(NOW.toISOString());
+    // Every decision says why: the newest 7 and each day's backup.
+    const day = (d: number) => daysAgo(d).toISOString().slice(0, 10);
+    expect(result.decisions.map((d) => [d.key, d.keep, d.reasons])).toEqual(
+      ages.map((age, i) => [keys[i], age < 30, [...(i < 7 ? ["newest 7"] : []), ...(age < 30 ? [`daily ${day(age)}`] : [])]]),
+    );
 
     // Both halves of every deleted backup are gone; nothing is left half-deleted.
     const remaining = await allKeys();
-    for (const d of [60, 31]) {
+    for (const d of [60, 31, 30]) {
       const k = keysFor(backupNameFor(daysAgo(d)));
       expect(remaining).not.toContain(k.object);
       expect(remaining).not.toContain(k.manifest);
@@ -102,45 +112,42 @@ describe("cleanupOldBackups", () => {
           kept: result.kept,
           incompleteDeleted: [],
           needsAttention: [],
-          policy: DEFAULT_RETENTION,
-          cutoff: result.cutoff,
+          policy: { ...DEFAULT_RETENTION, ...DAILY30 },
+          reference: result.reference,
           dryRun: false,
         },
       },
     ]);
   });
 
-  it("never deletes the newest keepLatest backups, however old", async () => {
-    // One backup every 10 days: 40, 50 and 60 days old are past maxAgeDays but among the newest 7.
+  it("never deletes the newest 7 backups, however old, whatever the tiers", async () => {
+    // One backup every 10 days: 10 … 60 days back are outside every tier but among the newest 7.
     const keys = await backupsAt([0, 10, 20, 30, 40, 50, 60, 70, 80, 90].map((d) => daysAgo(d)));
-    const result = await cleanupOldBackups({ db, bucket, now: NOW });
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, policy: { daily: 0, weekly: 0, monthly: 0 } });
     expect(result.kept).toEqual(keys.slice(0, 7));
+    expect(result.decisions.slice(0, 7).every((d) => d.reasons.join() === "newest 7")).toBe(true);
     expect(result.deleted).toEqual([90, 80, 70].map((d) => objectKey(daysAgo(d))));
     expect(await completeKeys()).toEqual(keys.slice(0, 7));
-
-    // keepLatest from the policy, not only the default.
-    const again = await cleanupOldBackups({ db, bucket, now: NOW, policy: { keepLatest: 5 } });
-    expect(again.deleted).toEqual([60, 50].map((d) => objectKey(daysAgo(d))));
-    expect(again.kept).toHaveLength(5);
   });
 
-  it("after a month of failed backups, ages count from the newest backup, not the clock", async () => {
-    // The last good backup is 40 days old. By the clock alone every backup is past 30 days and
-    // only the newest 7 would survive; measured from the newest, only those 30+ days older go.
+  it("after a month of failed backups, periods count from the newest backup, not the clock", async () => {
+    // The last good backup is 40 days old. By the clock alone every backup is outside the 30 days;
+    // counted from the newest, the 30 days are ages 40 … 69.
     const keys = await backupsAt([40, 42, 44, 46, 48, 50, 52, 60, 69, 70, 71, 90].map((d) => daysAgo(d)));
-    const result = await cleanupOldBackups({ db, bucket, now: NOW });
-    expect(result.cutoff).toBe(daysAgo(70).toISOString());
-    expect(result.deleted).toEqual([90, 71].map((d) => objectKey(daysAgo(d))));
-    expect(result.kept).toEqual(keys.slice(0, 10));
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, policy: DAILY30 });
+    expect(result.reference).toBe(daysAgo(40).toISOString());
+    expect(result.deleted).toEqual([90, 71, 70].map((d) => objectKey(daysAgo(d))));
+    expect(result.kept).toEqual(keys.slice(0, 9));
+    expect(result.decisions[8].reasons).toEqual([`daily ${daysAgo(69).toISOString().slice(0, 10)}`]);
+  });
 
-    // Even with keepLatest 1 the last good backups within maxAgeDays of the newest stay.
-    const strict = await cleanupOldBackups({ db, bucket, now: NOW, policy: { keepLatest: 1 } });
-    expect(strict.deleted).toEqual([]);
-
-    // A clock behind the newest backup (skew, or a future-named backup) ages from the clock.
-    const behind = await cleanupOldBackups({ db, bucket, now: daysAgo(60), policy: { keepLatest: 1, maxAgeDays: 5 } });
-    expect(behind.cutoff).toBe(daysAgo(65).toISOString());
-    expect(behind.deleted).toEqual([70, 69].map((d) => objectKey(daysAgo(d))));
+  it("keeps the newest backup with a verified off-site copy, when the caller names them", async () => {
+    const keys = await backupsAt([0, 1, 2, 3, 4, 5, 6, 40, 50, 60].map((d) => daysAgo(d)));
+    const offsiteVerified = new Set([backupNameFor(daysAgo(50)), backupNameFor(daysAgo(60))]);
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, policy: DAILY30, offsiteVerified });
+    expect(result.deleted).toEqual([60, 40].map((d) => objectKey(daysAgo(d))));
+    expect(result.decisions.find((d) => d.key === keys[8])).toMatchObject({ keep: true, reasons: ["off-site copy"] });
+    expect(await completeKeys()).toEqual([...keys.slice(0, 7), keys[8]]);
   });
 
   it("one backup dated 2099 among 100 real ones: deletes exactly what the rule says, flags it, never deletes it", async () => {
@@ -154,21 +161,21 @@ describe("cleanupOldBackups", () => {
     await bucket.put(futureLeftover, "partial");
 
     // The rule, computed here from the ages alone: the future one is no reference point and takes
-    // no keepLatest place; the newest real backup is 40 days old, so the cutoff is 70 days; of the
-    // real ones, all but the newest 7 that are older than the cutoff go.
-    const cutoffAge = Math.min(...ages) + DEFAULT_RETENTION.maxAgeDays;
+    // no newest-7 place; the newest real backup is 40 days old, so the 30 days are ages 40 … 69
+    // (the newest 7 are among them); everything older goes.
+    const newestAge = Math.min(...ages);
     const expectedDeleted = [...ages]
-      .sort((a, b) => a - b)
-      .filter((age, i) => i >= DEFAULT_RETENTION.keepLatest && age > cutoffAge)
-      .reverse() // oldest first
+      .filter((age) => age >= newestAge + DAILY30.daily)
+      .sort((a, b) => b - a) // oldest first
       .map((d) => objectKey(daysAgo(d)));
-    expect(expectedDeleted).toHaveLength(69);
+    expect(expectedDeleted).toHaveLength(70);
 
-    const result = await cleanupOldBackups({ db, bucket, now: NOW });
-    expect(result.cutoff).toBe(daysAgo(cutoffAge).toISOString());
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, policy: DAILY30 });
+    expect(result.reference).toBe(daysAgo(newestAge).toISOString());
     expect(result.deleted).toEqual(expectedDeleted);
     expect(result.kept[0]).toBe(future.object);
-    expect(result.kept).toHaveLength(1 + 100 - 69);
+    expect(result.decisions[0]).toMatchObject({ key: future.object, keep: true, reasons: ["future-dated"] });
+    expect(result.kept).toHaveLength(1 + 100 - 70);
     expect(result.needsAttention).toEqual([
       { name: future.name, keys: [future.object, future.manifest], reason: expect.stringMatching(/^dated 2099-01-01T02:00:00.000Z, in the future/) },
     ]);
@@ -182,15 +189,16 @@ describe("cleanupOldBackups", () => {
     expect(health.lastSuccess?.name).toBe(backupNameFor(daysAgo(40)));
     expect(health.issues.map((i) => i.code)).toEqual(["FUTURE_BACKUP"]);
 
-    // And the next cleanup, even a year later, still never deletes the 2099 backup.
-    const again = await cleanupOldBackups({ db, bucket, now: new Date(NOW.getTime() + 365 * DAY) });
+    // And the next cleanup, even a year later and with the tightest policy, never deletes the 2099 backup.
+    const again = await cleanupOldBackups({ db, bucket, now: new Date(NOW.getTime() + 365 * DAY), policy: { daily: 0, weekly: 0, monthly: 0 } });
     expect(again.deleted).not.toContain(future.object);
+    expect(again.kept).toHaveLength(1 + 7);
     expect(await completeKeys()).toContain(future.object);
-  });
+  }, 600_000); // 101 real backups: past the default timeout on a loaded machine
 
-  it("with every backup old, keeps exactly the newest keepLatest", async () => {
+  it("with every backup old, keeps exactly the newest 7 beyond the tiers", async () => {
     const keys = await backupsAt([40, 45, 50, 75, 80, 85, 90, 95, 100, 105].map((d) => daysAgo(d)));
-    const result = await cleanupOldBackups({ db, bucket, now: NOW, policy: { maxAgeDays: 1, keepLatest: 7 } });
+    const result = await cleanupOldBackups({ db, bucket, now: NOW, policy: { daily: 1, weekly: 0, monthly: 0 } });
     expect(result.kept).toEqual(keys.slice(0, 7));
     expect(result.deleted).toEqual(keys.slice(7).reverse());
     expect(await completeKeys()).toEqual(keys.slice(0, 7));
@@ -216,14 +224,14 @@ describe("cleanupOldBackups", () => {
     for (const [key, text] of Object.entries(foreign)) {
       await bucket.put(key, new TextEncoder().encode(text), { customMetadata: { owner: "portal" } });
     }
-    await backupsAt([1, 50, 60].map((d) => daysAgo(d)));
+    const keys = await backupsAt([1, 2, 3, 4, 5, 6, 7, 50, 60].map((d) => daysAgo(d)));
 
     // The most aggressive policy there is, long after everything was written.
     const result = await cleanupOldBackups({
       db,
       bucket,
       now: NOW,
-      policy: { maxAgeDays: 1, keepLatest: 1, incompleteMaxAgeHours: 1 },
+      policy: { daily: 0, weekly: 0, monthly: 0, incompleteMaxAgeHours: 1 },
     });
     expect(result.deleted).toEqual([60, 50].map((d) => objectKey(daysAgo(d))));
     expect(result.incompleteDeleted).toEqual([]);
@@ -234,8 +242,28 @@ describe("cleanupOldBackups", () => {
       expect(new TextDecoder().decode(await obj!.arrayBuffer()), key).toBe(text);
       expect(obj!.customMetadata, key).toEqual({ owner: "portal" });
     }
-    const k = keysFor(backupNameFor(daysAgo(1)));
-    expect(await allKeys()).toEqual([...Object.keys(foreign), k.manifest, k.object].sort());
+    const kept = keys.slice(0, 7).flatMap((k) => [k, k.replace(/\.sql\.gz$/, ".manifest.json")]);
+    expect(await allKeys()).toEqual([...Object.keys(foreign), ...kept].sort());
+  });
+
+  it("a store whose listing names a client document as a backup gets nothing deleted", async () => {
+    await bucket.put("clients/acme/contract.pdf", "contract");
+    const name = backupNameFor(daysAgo(400));
+    const lying: BackupStore = {
+      // Eight real-looking names so one is past the newest 7; its "object" is a client document.
+      list: async () => ({
+        backups: [
+          ...Array.from({ length: 7 }, (_, i) => ({ name: backupNameFor(daysAgo(i)), key: objectKey(daysAgo(i)), manifestKey: keysFor(backupNameFor(daysAgo(i))).manifest })),
+          { name, key: "clients/acme/contract.pdf", manifestKey: keysFor(name).manifest },
+        ],
+        incomplete: [],
+      }),
+      delete: r2Store(bucket).delete,
+    };
+    const err = await applyRetention({ store: lying, now: NOW, policy: { ...DEFAULT_RETENTION, daily: 1, weekly: 0, monthly: 0 } }).catch((e) => e);
+    expect(err).toBeInstanceOf(BackupError);
+    expect(err.message).toBe(`refusing to delete clients/acme/contract.pdf: not a key of backup ${name}`);
+    expect(await (await bucket.get("clients/acme/contract.pdf"))!.text()).toBe("contract");
   });
 
   it("removes leftovers of interrupted runs older than incompleteMaxAgeHours, keeps younger ones", async () => {
@@ -296,14 +324,15 @@ describe("cleanupOldBackups", () => {
     await bucket.put(staged, new Uint8Array([1]));
     const before = await allKeys();
 
-    const dry = await cleanupOldBackups({ db, bucket, now: NOW, dryRun: true, actor: "user_admin_1" });
+    const dry = await cleanupOldBackups({ db, bucket, now: NOW, dryRun: true, actor: "user_admin_1", policy: DAILY30 });
     expect(dry.dryRun).toBe(true);
     expect(dry.deleted).toEqual([50, 40].map((d) => objectKey(daysAgo(d))));
     expect(dry.incompleteDeleted).toEqual([staged]);
     expect(await allKeys()).toEqual(before);
     expect(await cleanupRows()).toEqual([]);
 
-    const real = await cleanupOldBackups({ db, bucket, now: NOW });
+    expect(dry.decisions.filter((d) => !d.keep).map((d) => d.key)).toEqual([40, 50].map((d) => objectKey(daysAgo(d))));
+    const real = await cleanupOldBackups({ db, bucket, now: NOW, policy: DAILY30 });
     expect({ ...real, dryRun: true }).toEqual(dry);
     expect((await cleanupRows()).map((r) => r.action)).toEqual(["backup_cleanup_completed"]);
   });
@@ -314,7 +343,7 @@ describe("cleanupOldBackups", () => {
     // R2 fails deleting the 50-day-old backup's object, after its manifest is already gone.
     const failing = faultyBucket(bucket, { delete: { fails: (key) => key === k50.object, message: "injected: R2 delete timed out" } }).bucket;
 
-    const err = await cleanupOldBackups({ db, bucket: failing, now: NOW, actor: "user_admin_1" }).catch((e) => e);
+    const err = await cleanupOldBackups({ db, bucket: failing, now: NOW, actor: "user_admin_1", policy: DAILY30 }).catch((e) => e);
     expect(err).toBeInstanceOf(BackupError);
     expect(err.code).toBe("STORAGE_ERROR");
     expect(err.message).toContain("injected: R2 delete timed out");
@@ -330,7 +359,7 @@ describe("cleanupOldBackups", () => {
     expect(listing.backups.map((b) => b.key)).toEqual(keys.slice(0, 8));
     expect(listing.incomplete).toMatchObject([{ name: k50.name, keys: [k50.object], reason: "backup object without manifest" }]);
     // ...and the next cleanup finishes the job.
-    const next = await cleanupOldBackups({ db, bucket, now: NOW });
+    const next = await cleanupOldBackups({ db, bucket, now: NOW, policy: DAILY30 });
     expect(next.deleted).toEqual([objectKey(daysAgo(40))]);
     expect(next.incompleteDeleted).toEqual([k50.object]);
     expect((await listBackups(bucket)).incomplete).toEqual([]);
@@ -340,14 +369,15 @@ describe("cleanupOldBackups", () => {
     await backupsAt([0, 1, 2, 3, 4, 5, 6, 7, 40].map((d) => daysAgo(d)));
     const before = await allKeys();
     const bad: unknown[] = [
-      { keepLatest: 0 },
-      { maxAgeDays: 0 },
-      { maxAgeDays: -1 },
-      { maxAgeDays: 1.5 },
+      { daily: -1 },
+      { weekly: 1.5 },
+      { monthly: 1201 },
       { incompleteMaxAgeHours: 0 },
-      { keepLatest: Number.NaN },
-      { keepLatest: "7" },
-      { keeplatest: 1 },
+      { daily: Number.NaN },
+      { daily: "7" },
+      { Daily: 1 },
+      { maxAgeDays: 30 }, // the old flat policy's fields are refused, not ignored
+      { keepLatest: 7 },
     ];
     for (const policy of bad) {
       const err = await cleanupOldBackups({ db, bucket, now: NOW, policy: policy as never }).catch((e) => e);

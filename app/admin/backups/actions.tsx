@@ -130,6 +130,8 @@ interface CleanupBody {
   deleted_count: number;
   deleted: string[];
   kept: string[];
+  decisions: { name: string; key: string; action: "keep" | "delete"; reasons: string[] }[];
+  policy: { daily: number; weekly: number; monthly: number; newest: number };
   incomplete_deleted: string[];
   needs_attention: { name: string; keys: string[]; reason: string }[];
   dry_run: boolean;
@@ -161,6 +163,28 @@ function KeyList({ title, keys, testId }: { title: string; keys: string[]; testI
     </div>
   );
 }
+
+/** The kept backups with why each stays (`daily 2026-01-15`, `weekly 2026-W03`, `newest 7`, …). */
+function KeptList({ plan }: { plan: CleanupBody }) {
+  const kept = plan.decisions.filter((d) => d.action === "keep");
+  return (
+    <div data-testid="cleanup-keep-list">
+      <strong>Kept ({kept.length})</strong>
+      {kept.length > 0 && (
+        <ul style={{ margin: "0.25rem 0 0.5rem", maxHeight: "12rem", overflowY: "auto" }}>
+          {kept.map((d) => (
+            <li key={d.key} data-testid="cleanup-keep" data-name={d.name}>
+              <code>{d.key}</code> <span style={{ color: "#555" }}>{d.reasons.join(", ")}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+const policyText = (p: CleanupBody["policy"]) =>
+  `the newest backup of each of the last ${p.daily} days, ${p.weekly} weeks and ${p.monthly} months, and the newest ${p.newest} always`;
 
 /** "Clean up old backups": a dry run first, shown for confirmation; only then the real cleanup. */
 export function CleanupButton() {
@@ -200,17 +224,17 @@ export function CleanupButton() {
       {(state.kind === "confirm" || state.kind === "deleting") && (
         <div role="dialog" aria-label="Confirm cleanup" data-testid="cleanup-confirm" style={infoBox}>
           {planned(state.plan) === 0 ? (
-            <p style={{ margin: 0 }}>Nothing to clean up: every backup is within the retention policy.</p>
+            <p style={{ margin: "0 0 0.5rem" }}>Nothing to clean up: every backup is within the retention policy ({policyText(state.plan.policy)}).</p>
           ) : (
             <p style={{ margin: "0 0 0.5rem" }}>
-              Retention (30 days, the newest 7 always kept) would delete these. Nothing is deleted until you confirm.
+              Retention keeps {policyText(state.plan.policy)}; it would delete these. Nothing is deleted until you confirm.
             </p>
           )}
           <KeyList title="Would be deleted" keys={state.plan.deleted} testId="cleanup-delete-list" />
           {state.plan.incomplete_deleted.length > 0 && (
             <KeyList title="Leftovers of interrupted runs, would be deleted" keys={state.plan.incomplete_deleted} testId="cleanup-incomplete-list" />
           )}
-          <KeyList title="Kept" keys={state.plan.kept} testId="cleanup-keep-list" />
+          <KeptList plan={state.plan} />
           {state.plan.needs_attention.length > 0 && (
             <p>
               {state.plan.needs_attention.length} backup(s) do not match their manifest and are never deleted automatically: see the

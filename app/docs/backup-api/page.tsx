@@ -29,7 +29,7 @@ export default function BackupApiDocs() {
           </tr>
           <tr>
             <td><code style={code}>DELETE /api/admin/backup[?dry_run=1]</code></td>
-            <td>Apply retention (30 days, newest 7 always kept). With <code style={code}>dry_run=1</code> nothing is deleted.</td>
+            <td>Apply retention (BACKUP_RETENTION, default the newest backup of each of the last 30 days, 12 ISO weeks and 24 months; the newest 7 always kept); the answer lists each backup's decision and reasons. With <code style={code}>dry_run=1</code> nothing is deleted.</td>
           </tr>
           <tr>
             <td><code style={code}>GET /api/admin/backup/status</code></td>

@@ -1,7 +1,7 @@
 // Admin backup API: POST = back up now, GET = list, DELETE = retention cleanup (?dry_run=1 previews).
 import { z } from "zod";
 import { backupResponse, cleanupResponse, listBackups, listResponse, runBackup, runCleanup } from "../../../../lib/backup";
-import { getAgeEncryption, getLeaseTtlMs, getOffsiteStep, getSigningKey } from "../../../../lib/env";
+import { getAgeEncryption, getLeaseTtlMs, getOffsiteStep, getRetentionPolicy, getSigningKey } from "../../../../lib/env";
 import { adminRoute, flag } from "../../../../lib/http";
 
 export const runtime = "edge";
@@ -21,6 +21,6 @@ export const GET = adminRoute("GET /api/admin/backup", { query: noQuery }, async
 );
 
 export const DELETE = adminRoute("DELETE /api/admin/backup", { query: deleteQuery }, async ({ actor, bindings, query }) => {
-  const result = await runCleanup({ ...bindings, actor, dryRun: query.dry_run ?? false, trigger: "manual", leaseTtlMs: getLeaseTtlMs() });
+  const result = await runCleanup({ ...bindings, actor, dryRun: query.dry_run ?? false, trigger: "manual", leaseTtlMs: getLeaseTtlMs(), policy: getRetentionPolicy() });
   return { success: true, ...cleanupResponse(result) };
 });
