@@ -12,7 +12,7 @@ export {
   type IncompleteEntry,
 } from "./list";
 export { BackupError, errorMessage, isBackupError, wrapBindingError } from "../errors";
-export { allObjectKeysFor, keysFor, objectFileName, parseBackupName } from "./keys";
+export { allObjectKeysFor, keysFor, objectFileName, parseBackupKey, parseBackupName } from "./keys";
 export {
   AGE_MAGIC,
   decryptStream,

@@ -40,13 +40,15 @@ export type OffsiteStep = (ctx: {
   actor: string | null;
   now: Date;
   heartbeat: () => Promise<void>;
+  /** The nightly run's retention policy: applied to the off-site bucket too, by its own listing. */
+  retention?: RetentionPolicy | null;
 }) => Promise<OffsiteCopyReport>;
 
 type Offsite = { offsite?: OffsiteStep | null };
 
 async function copyOffsite(
   step: OffsiteStep | null | undefined,
-  ctx: { bucket: R2Bucket; db: D1Database; lease: Lease; signingKey?: SigningKey | null; actor?: string | null; now: Date },
+  ctx: { bucket: R2Bucket; db: D1Database; lease: Lease; signingKey?: SigningKey | null; actor?: string | null; now: Date; retention?: RetentionPolicy | null },
   backup: BackupResult,
 ): Promise<OffsiteCopyReport | null> {
   if (!step) return null;
@@ -58,6 +60,7 @@ async function copyOffsite(
     newest: backup.summary.name,
     actor: ctx.actor ?? null,
     now: ctx.now,
+    retention: ctx.retention ?? null,
     heartbeat: async () => {
       lease.assertHeld();
       await lease.renewIfDue();
@@ -145,7 +148,8 @@ export async function runScheduledBackup(
       backup = await backupDatabase({ db, bucket, now, trigger: "scheduled", actor: null, ownWrites: lease, signingKey: opts.signingKey, encryption: opts.encryption });
       backup.summary.warnings.unshift(...warnings);
       // Before retention: the copy is what the newest backups are kept for.
-      const offsite = await copyOffsite(opts.offsite, { bucket, db, lease, signingKey: opts.signingKey, actor: null, now }, backup);
+      const retention = opts.retention?.problem ? null : parseRetentionPolicy(opts.retention?.policy ?? undefined);
+      const offsite = await copyOffsite(opts.offsite, { bucket, db, lease, signingKey: opts.signingKey, actor: null, now, retention }, backup);
       // A bad BACKUP_RETENTION must not cost tonight's backup: it fails the run at the cleanup stage.
       if (opts.retention?.problem) throw new BackupError("CONFIG_ERROR", opts.retention.problem);
       const cleanup = await cleanupOldBackups({

@@ -22,6 +22,7 @@ import {
 } from "../backup";
 import { offsiteKeyFor, type OffsiteConfig, type OffsiteSetting } from "./config";
 import { hashStream, OffsiteClient, type OffsiteClientOptions } from "./s3";
+import { applyOffsiteRetention, type OffsiteRetentionReport } from "./retention";
 
 /** Backups copied in one run at most: a long outage is caught up over a few nights, never in one run that outlasts its limits. */
 export const DEFAULT_CATCH_UP_LIMIT = 3;
@@ -45,6 +46,8 @@ export interface OffsiteCopyReport {
   /** Complete backups still without a verified copy after this run. */
   missing: string[];
   warnings: string[];
+  /** The nightly run's retention in the off-site bucket, when it ran. */
+  retention?: OffsiteRetentionReport;
 }
 
 export interface OffsiteCopyOptions {
@@ -177,8 +180,8 @@ async function copyOne(client: OffsiteClient, opts: OffsiteCopyOptions, entry: B
 /** The step the backup run calls after sealing (lib/backup OffsiteStep), bound to this entry point's parsed OFFSITE_S3_*. */
 export function offsiteStep(offsite: OffsiteSetting, extra: { limit?: number; client?: OffsiteClientOptions } = {}): OffsiteStep | null {
   if (!offsite.config && !offsite.problem) return null;
-  return (ctx) =>
-    copyMissingToOffsite({
+  return async (ctx) => {
+    const report = await copyMissingToOffsite({
       bucket: ctx.bucket,
       db: ctx.db,
       offsite,
@@ -189,4 +192,16 @@ export function offsiteStep(offsite: OffsiteSetting, extra: { limit?: number; cl
       limit: extra.limit,
       client: { ...extra.client, heartbeat: ctx.heartbeat },
     });
+    // Retention there after the copies, by its own listing; never at the cost of the backup.
+    if (ctx.retention && offsite.config && !report.failed) {
+      try {
+        const client = new OffsiteClient(offsite.config, { ...extra.client, heartbeat: ctx.heartbeat });
+        report.retention = await applyOffsiteRetention(client, ctx.retention, ctx.now);
+        if (report.retention.leftToProvider) report.warnings.push(report.retention.leftToProvider);
+      } catch (e) {
+        report.warnings.push(`off-site retention failed (the backups are good; the next run tries again): ${errorMessage(e)}`);
+      }
+    }
+    return report;
+  };
 }

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { keysFor, listBackups, readManifest, runBackup, verifyManifestSignature, type Manifest } from "../../lib/backup";
+import { keysFor, listBackups, parseRetentionSetting, readManifest, runBackup, runScheduledBackup, verifyManifestSignature, type Manifest } from "../../lib/backup";
 import { PROJECT_ROOT } from "../../lib/local/platform";
 import { getBackupHealth, getDashboard, parseAlertWebhook, runNightly, type AlertPayload } from "../../lib/monitor";
 import { copyMissingToOffsite, hashStream, OffsiteClient, offsiteKeyFor, offsiteStep, parseOffsiteConfig, r2KeyFor, type OffsiteConfig, type OffsiteSetting } from "../../lib/offsite";
@@ -327,6 +327,32 @@ describe("off-site copy (real S3 server, real local D1/R2)", () => {
       const ok = parseRestoreArgs([first.name, "--from-offsite", "--to-sqlite", "x.db"], settings({ OFFSITE_S3_ENDPOINT: proxy.url }));
       expect(ok !== "help" && ok.options.source).toMatchObject({ kind: "offsite", name: first.name, config: { bucket: BUCKET } });
     });
+  });
+
+  it("the nightly run applies BACKUP_RETENTION to the off-site bucket by its own listing: the same GFS set there as in R2", async () => {
+    // Ten nightly backups long ago (each copied off-site by its own run), then a nightly run as of
+    // 2024-06-10 12:00 with daily=3 and no weekly or monthly tier. Expected, counted by hand: the
+    // newest 7 (that night's and 06-10 … 06-05) stay; 06-01 … 06-04 go, in both buckets. Today's
+    // backups from the tests above are in that run's future: never deleted, never counted.
+    const day = (d: number, h = 2) => new Date(Date.UTC(2024, 5, d, h));
+    for (let d = 1; d <= 10; d++) await runBackup({ db, bucket, now: day(d), trigger: "cli", signingKey: keys.signingKey, offsite: step(setting, 50) });
+    const notes = offsiteKeyFor(config, "backups/notes.txt");
+    await client.putObject(notes, "restore notes", "text/plain");
+    const olds = async (names: string[]) => names.filter((n) => n.startsWith("database-2024-06-")).sort();
+    const offsiteNames = async () =>
+      olds((await client.listObjects(config.prefix)).map((o) => r2KeyFor(config, o.key)!).filter((k) => k.endsWith(".manifest.json")).map((k) => k.slice("backups/".length, -".manifest.json".length)));
+    expect(await offsiteNames()).toHaveLength(10);
+
+    const r = await runScheduledBackup({ db, bucket, now: day(10, 12), signingKey: keys.signingKey, offsite: step(setting, 50), retention: parseRetentionSetting("daily=3,weekly=0,monthly=0") });
+    const expected = ["database-2024-06-10-12-00-00", ...[5, 6, 7, 8, 9, 10].map((d) => `database-2024-06-${String(d).padStart(2, "0")}-02-00-00`)].sort();
+    expect(await olds((await listBackups(bucket)).backups.map((b) => b.name))).toEqual(expected);
+    expect(await offsiteNames()).toEqual(expected);
+    expect(r.cleanup.deleted.filter((k) => k.includes("2024-06-"))).toHaveLength(4);
+    expect(r.offsite?.retention).toMatchObject({ leftToProvider: null });
+    expect(r.offsite!.retention!.deleted.sort()).toEqual([1, 2, 3, 4].map((d) => keysFor(`database-2024-06-0${d}-02-00-00`).object));
+    // Not a backup: untouched; and no object of a deleted backup is left off-site.
+    expect(await client.getText(notes)).toBe("restore notes");
+    expect((await client.listObjects(config.prefix)).filter((o) => o.key.includes("2024-06-0") && /2024-06-0[1-4]/.test(o.key))).toEqual([]);
   });
 
   it("npm run backup copies off-site from inside workerd (the runtime of Pages and the cron Worker)", async () => {
