@@ -14,6 +14,7 @@ import {
   quoteText,
   rowMatch,
   rowQuery,
+  safeTuple,
   splitterSafe,
   splitTuple,
   stagingTableName,
@@ -103,7 +104,8 @@ export interface DumpStats {
  */
 export const SCHEMA_ONLY_TABLES: ReadonlySet<string> = new Set(["backup_lock"]);
 
-type Row = Record<string, string>;
+/** A row as rowQuery reads it: literals, and a NULL tuple for a row with large cells. */
+type Row = Record<string, string | null>;
 
 const FIRST_PAGE_ROWS = 500;
 const MIN_PAGE_ROWS = 16;
@@ -239,12 +241,16 @@ async function* readAndWrite(
   async function* writeRows(t: TableInfo, rows: Row[], writer: StatementBatcher, sum: TableChecksum): AsyncGenerator<string> {
     const q = rowQuery(t);
     for (let row of rows) {
+      // No tuple: the row has a cell too large for one, read again with its large cells apart.
+      if (row[TUPLE_ALIAS] === null) row = await readRow(db, watch, t, q.largeRow(rowWhere(t, q.keyCount, row)));
       // Text that is not valid UTF-8 reaches JS with U+FFFD in place of its bytes: read the row
       // again with every non-ASCII byte in hex (the rare real U+FFFD just goes out as hex too).
-      if (row[TUPLE_ALIAS].includes("\uFFFD")) row = await readRow(db, watch, t, q.asciiRow(rowWhere(t, q.keyCount, row)));
-      sum.row(row[TUPLE_ALIAS]);
-      if (!row[LARGE_ALIAS]) writer.add(row[TUPLE_ALIAS]);
-      else yield* writeLargeRow(db, watch, t, rowWhere(t, q.keyCount, row), row, writer, drain, sum);
+      // Before safeTuple, which is exact only on valid UTF-8.
+      if (row[TUPLE_ALIAS]!.includes("\uFFFD")) row = await readRow(db, watch, t, q.asciiRow(rowWhere(t, q.keyCount, row)));
+      const tuple = safeTuple(row[TUPLE_ALIAS]!);
+      sum.row(tuple);
+      if (!row[LARGE_ALIAS]) writer.add(tuple);
+      else yield* writeLargeRow(db, watch, t, rowWhere(t, q.keyCount, row), tuple, row[LARGE_ALIAS], writer, drain, sum);
       const chunk = drain();
       if (chunk) yield chunk;
     }
@@ -324,9 +330,9 @@ async function* readAndWrite(
   const dumped = new Map(schema.tables.filter((t) => t.autoincrement).map((t) => [quoteText(t.name), t.name]));
   stats.sequences = [];
   for (const s of sequences) {
-    const name = s[keyAlias(0)];
+    const name = String(s[keyAlias(0)]); // quote() output, never NULL
     if (!dumped.has(name)) continue;
-    stats.sequences.push({ name: dumped.get(name)!, seq: s[colAlias(0)] });
+    stats.sequences.push({ name: dumped.get(name)!, seq: String(s[colAlias(0)]) });
     emit(`DELETE FROM sqlite_sequence WHERE name = ${name};\n`);
     emit(`INSERT INTO sqlite_sequence (name, seq) VALUES (${name}, ${s[colAlias(0)]});\n`);
   }
@@ -436,10 +442,10 @@ function pageReader(db: D1Database, tables: TableInfo[], pageBytes: number, watc
       if (!last) {
         // Size pages by bytes, not rows, so wide rows do not blow the memory bound.
         let chars = 0;
-        for (const row of rows) chars += row[TUPLE_ALIAS].length;
+        for (const row of rows) chars += row[TUPLE_ALIAS]?.length ?? 0;
         const limit = Math.min(MAX_PAGE_ROWS, Math.max(MIN_PAGE_ROWS, Math.floor(pageBytes / Math.max(1, chars / rows.length))));
         const key = rows[rows.length - 1];
-        pending = request(current.table, Array.from({ length: queries[current.table].keyCount }, (_, i) => key[keyAlias(i)]), limit);
+        pending = request(current.table, rowKeys(key, queries[current.table].keyCount), limit);
       } else {
         pending = current.table + 1 < tables.length ? request(current.table + 1, null, FIRST_PAGE_ROWS) : null;
       }
@@ -463,9 +469,14 @@ function tableWriter(table: TableInfo, maxStatementBytes: number, staging: strin
   return new StatementBatcher({ table, insert: "INSERT INTO", maxStatementBytes, staging, emit });
 }
 
+/** A row's key literals (quote() output, never NULL). */
+function rowKeys(row: Row, keyCount: number): string[] {
+  return Array.from({ length: keyCount }, (_, i) => String(row[keyAlias(i)]));
+}
+
 /** The WHERE that addresses a row read by rowQuery. */
 function rowWhere(table: TableInfo, keyCount: number, row: Row): string {
-  const where = rowMatch(table, Array.from({ length: keyCount }, (_, i) => row[keyAlias(i)]));
+  const where = rowMatch(table, rowKeys(row, keyCount));
   // The queries that use it must stay under D1's statement limit.
   if (utf8Length(where) > D1_MAX_STATEMENT_BYTES / 2) {
     throw new BackupError("UNSUPPORTED_SCHEMA", `table "${table.name}" has a row whose key is too large to address in a query`);
@@ -496,13 +507,14 @@ async function* writeLargeRow(
   watch: WriteWatch,
   table: TableInfo,
   where: string,
-  row: Row,
+  tuple: string,
+  largeList: string,
   writer: StatementBatcher,
   drain: () => string | null,
   sum: TableChecksum,
 ): AsyncGenerator<string> {
-  const large = parseLargeCells(row[LARGE_ALIAS]);
-  const cells: StageCell[] = splitTuple(row[TUPLE_ALIAS]).map((literal) => ({ literal }));
+  const large = parseLargeCells(largeList);
+  const cells: StageCell[] = splitTuple(tuple).map((literal) => ({ literal }));
   for (const c of large) cells[c.index] = { type: c.type, bytes: c.bytes };
   const staged = writer.stage(cells);
   for (const c of large) {

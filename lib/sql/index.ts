@@ -1,6 +1,6 @@
 // The SQL toolkit shared by the dump (lib/backup) and the restore tooling (lib/restore): quoting
 // and exact literals, table descriptions, and the INSERT batcher. Knows SQLite, nothing of R2/D1.
-export { literalExpr, literalPieces, quoteIdent, quoteText, utf8Length, type CellType, type LiteralMode } from "./literals";
+export { literalExpr, literalPieces, quoteIdent, quoteText, safeTuple, utf8Length, type CellType, type LiteralMode } from "./literals";
 export {
   cellSliceQuery,
   colAlias,

@@ -11,31 +11,42 @@ export function quoteText(value: string): string {
 }
 
 /**
- * How text is written. "utf8": quoted when that is safe (see needsHex), which a JS string carries
- * exactly only if the text is valid UTF-8. "ascii": every byte outside printable ASCII, tab and
- * newline goes out as hex too, so the literal is pure ASCII and exact whatever the bytes (JS
- * decodes text and replaces invalid UTF-8 with U+FFFD).
+ * How text is written. "utf8": quoted unless it holds a NUL (see needsHex), then made safe from
+ * splitters in JS (safeTuple), which is exact only if the text is valid UTF-8. "ascii": text a
+ * splitter could misread, and every byte outside printable ASCII, tab and newline, goes out as hex
+ * in SQLite, so the literal is pure ASCII and exact whatever the bytes (JS decodes text and
+ * replaces invalid UTF-8 with U+FFFD).
  */
 export type LiteralMode = "utf8" | "ascii";
 
 /**
- * When text goes out as CAST(X'..' AS TEXT) instead of quoted. quote() stops at a NUL; sqlite3
- * and wrangler drop a CR at a line end; wrangler's trimmer deletes the first "BEGIN TRANSACTION;"
- * and "COMMIT;" anywhere in the file, strings included (and refuses a second); splitters that do
- * not track quotes misread ';', comment markers, '$' quoting, brackets, backticks, backslashes.
- * Hex contains none of these, so no splitter or trimmer can cut or change it.
+ * Text a SQL splitter or trimmer could misread even inside quotes: sqlite3 and wrangler drop a CR
+ * at a line end; wrangler's trimmer deletes the first "BEGIN TRANSACTION;" and "COMMIT;" anywhere
+ * in the file, strings included (and refuses a second); splitters that do not track quotes misread
+ * ';', comment markers, '$' quoting, brackets, backticks, backslashes. Such text goes out as
+ * CAST(X'..' AS TEXT): hex holds none of these. No flag u, so /i folds ASCII letters only: every
+ * spelling of the keywords (matching more would only write more hex, which is exact too).
+ */
+export const SPLITTER_BAIT = /[\];$`\\[\r]|--|\/\*|begin|commit|rollback|transaction/i;
+
+/**
+ * The SQL-side tests for text that goes out as hex. quote() stops at a NUL, so NUL is always
+ * found here. "utf8" leaves the splitter bait to JS (safeTuple: one regex over the row instead of
+ * eight scans of every cell in SQLite); "ascii" finds it here, and every byte outside printable ASCII.
  */
 function needsHex(c: string, mode: LiteralMode): string {
-  const tests = [
-    `instr(CAST(${c} AS BLOB),X'00')>0`,
-    // One GLOB class (a ']' first is literal): ] ; $ ` \ [ and CR.
-    `${c} GLOB '*[];$\`\\[' || char(13) || ']*'`,
-    `instr(${c},'--')>0`,
-    `instr(${c},'/*')>0`,
-    // LIKE ignores ASCII case: every spelling of the transaction keywords.
-    ...["begin", "commit", "rollback", "transaction"].map((k) => `${c} LIKE '%${k}%'`),
-  ];
-  if (mode === "ascii") tests.push(`${c} GLOB '*[^' || char(9,10) || ' -~]*'`);
+  const tests = [`instr(CAST(${c} AS BLOB),X'00')>0`];
+  if (mode === "ascii") {
+    tests.push(
+      // One GLOB class (a ']' first is literal): ] ; $ ` \ [ and CR.
+      `${c} GLOB '*[];$\`\\[' || char(13) || ']*'`,
+      `instr(${c},'--')>0`,
+      `instr(${c},'/*')>0`,
+      // LIKE ignores ASCII case: every spelling of the transaction keywords.
+      ...["begin", "commit", "rollback", "transaction"].map((k) => `${c} LIKE '%${k}%'`),
+      `${c} GLOB '*[^' || char(9,10) || ' -~]*'`,
+    );
+  }
   return tests.join(" OR ");
 }
 
@@ -44,15 +55,43 @@ function needsHex(c: string, mode: LiteralMode): string {
  * quote() is exact for integers (all 64 bits, because it is computed inside SQLite and never
  * passes through a JS number), for reals (SQLite prints a round-trip form) and for blobs. It
  * prints -0.0 as 0.0, so a negative zero (atan2 tells its sign) is written -0.0, which SQLite
- * parses back to the same bits. Text that is not safe quoted is hex (see needsHex).
+ * parses back to the same bits. Text that is not safe quoted is hex (see needsHex); a tuple of
+ * "utf8" literals must go through safeTuple before it is written.
  */
 export function literalExpr(column: string, mode: LiteralMode = "utf8"): string {
   const c = quoteIdent(column);
+  // typeof once per cell; each storage class runs only its own test.
   return (
-    `CASE WHEN typeof(${c})='text' AND (${needsHex(c, mode)}) ` +
-    `THEN 'CAST(X''' || hex(${c}) || ''' AS TEXT)' ` +
-    `WHEN typeof(${c})='real' AND ${c}=0 AND atan2(${c},-1)<0 THEN '-0.0' ELSE quote(${c}) END`
+    `CASE typeof(${c}) ` +
+    `WHEN 'text' THEN CASE WHEN ${needsHex(c, mode)} THEN 'CAST(X''' || hex(${c}) || ''' AS TEXT)' ELSE quote(${c}) END ` +
+    `WHEN 'real' THEN CASE WHEN ${c}=0 AND atan2(${c},-1)<0 THEN '-0.0' ELSE quote(${c}) END ` +
+    `ELSE quote(${c}) END`
   );
+}
+
+/** A quoted literal ('' escapes included). X'..' hex matches too, and never holds bait. */
+const QUOTED = /'[^']*(?:''[^']*)*'/g;
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).toUpperCase().padStart(2, "0"));
+const encoder = new TextEncoder();
+
+/** Text as CAST(X'..' AS TEXT), its UTF-8 in upper-case hex as SQLite's hex() writes it. */
+export function hexTextLiteral(text: string): string {
+  const bytes = encoder.encode(text);
+  let hex = "";
+  for (let i = 0; i < bytes.length; i++) hex += HEX_BYTE[bytes[i]];
+  return `CAST(X'${hex}' AS TEXT)`;
+}
+
+/**
+ * A VALUES tuple of "utf8" literals with every quoted text that holds SPLITTER_BAIT written as hex.
+ * Exact: a utf8-mode tuple reaches JS as valid UTF-8 (a row with U+FFFD must be read again in
+ * "ascii" mode first), so encoding the unquoted text gives back its bytes. Outside quoted text a
+ * tuple holds only numbers, NULL, hex and CAST(... AS TEXT), none of them bait, and its quotes pair
+ * up as SQLite's tokens do, so QUOTED sees exactly the text literals (and hex, left alone).
+ */
+export function safeTuple(tuple: string): string {
+  if (!SPLITTER_BAIT.test(tuple)) return tuple;
+  return tuple.replace(QUOTED, (lit) => (SPLITTER_BAIT.test(lit) ? hexTextLiteral(lit.slice(1, -1).replace(/''/g, "'")) : lit));
 }
 
 

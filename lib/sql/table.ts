@@ -123,11 +123,17 @@ export function keyExprs(table: TableInfo): string[] {
 }
 
 /**
- * SQL that turns each key of a row into its exact literal (see literalExpr). ASCII, so a key
- * carried through JS into the next page's WHERE is exact even when its text is not UTF-8.
+ * SQL that turns each key of a row into its exact literal. ASCII, so a key carried through JS
+ * into the next page's WHERE is exact even when its text is not UTF-8. Only ever part of a query,
+ * never of a file: no splitter reads it, so only NUL (quote() stops there) and non-ASCII go hex.
  */
 export function keyLiterals(table: TableInfo): string[] {
-  return table.rowidKey ? [`quote(${table.rowidKey})`] : table.keyColumns.map((c) => literalExpr(c, "ascii"));
+  if (table.rowidKey) return [`quote(${table.rowidKey})`];
+  return table.keyColumns.map((name) => {
+    const c = quoteIdent(name);
+    const unsafe = `instr(CAST(${c} AS BLOB),X'00')>0 OR ${c} GLOB '*[^' || char(9,10) || ' -~]*'`;
+    return `CASE WHEN typeof(${c})='text' AND (${unsafe}) THEN 'CAST(X''' || hex(${c}) || ''' AS TEXT)' ELSE quote(${c}) END`;
+  });
 }
 
 /** The insertTargets as expressions, each with the literal that recreates its value. */
@@ -191,16 +197,25 @@ export const colAlias = (i: number) => `d1b_c${i}`;
 export const TUPLE_ALIAS = "d1b_tuple";
 export const LARGE_ALIAS = "d1b_large";
 
+/** SQL true when a row has a cell over `largeBytes` (one cheap test per cell, no string built). */
+function largeFlag(table: TableInfo, largeBytes: number): string {
+  return cellLiterals(table, "utf8").map(({ expr }) => `octet_length(${expr})>${largeBytes}`).join(" OR ");
+}
+
 /**
  * Keyset-paged SELECT returning, per row, the key literals and the whole VALUES tuple, built
  * inside SQLite (one string per row is far cheaper to move out of D1 than one per cell).
  * Keys are carried between pages as SQL literals, never as JS numbers, so 64-bit keys stay exact.
- * Cells over largeCellBytes are NULL in the tuple and listed in LARGE_ALIAS, to be read in slices.
+ * The tuple is "utf8" (see safeTuple), and NULL for a row with a cell over largeCellBytes: such
+ * rows are rare and read again one by one with largeRow, which lists those cells in LARGE_ALIAS,
+ * to be read in slices, and leaves them NULL in its tuple.
  */
 export function rowQuery(table: TableInfo): {
   keyCount: number;
   sql: (after: string[] | null, limit: number | null) => string;
-  /** The same columns for one row, text all ASCII (when the tuple came back with U+FFFD). */
+  /** One row with its large cells apart (when sql gave it no tuple). */
+  largeRow: (where: string) => string;
+  /** largeRow with text all ASCII (when the tuple came back with U+FFFD). */
   asciiRow: (where: string) => string;
 } {
   if (table.byPosition) return positionQuery(table);
@@ -208,12 +223,11 @@ export function rowQuery(table: TableInfo): {
   const keyLits = keyLiterals(table);
   const large = largeCellBytes(table);
   // Aliases are unusual on purpose: ORDER BY prefers an alias over a column of the same name.
-  const columns = (mode: LiteralMode) => [
-    ...keyLits.map((e, i) => `${e} AS ${keyAlias(i)}`),
-    `${valuesTuple(table, mode, large)} AS ${TUPLE_ALIAS}`,
-    `${largeCells(table, large)} AS ${LARGE_ALIAS}`,
-  ];
-  const select = `SELECT ${columns("utf8").join(", ")} FROM ${quoteIdent(table.name)}`;
+  const keys = keyLits.map((e, i) => `${e} AS ${keyAlias(i)}`);
+  const tuple = `CASE WHEN ${largeFlag(table, large)} THEN NULL ELSE ${valuesTuple(table, "utf8")} END AS ${TUPLE_ALIAS}`;
+  const select = `SELECT ${[...keys, tuple].join(", ")} FROM ${quoteIdent(table.name)}`;
+  const largeAware = (mode: LiteralMode) =>
+    [...keys, `${valuesTuple(table, mode, large)} AS ${TUPLE_ALIAS}`, `${largeCells(table, large)} AS ${LARGE_ALIAS}`].join(", ");
   const order = ` ORDER BY ${exprs.join(", ")}`;
   const keyTuple = exprs.length === 1 ? exprs[0] : `(${exprs.join(", ")})`;
   return {
@@ -222,7 +236,8 @@ export function rowQuery(table: TableInfo): {
       const where = after ? ` WHERE ${keyTuple} > ${after.length === 1 ? after[0] : `(${after.join(", ")})`}` : "";
       return `${select}${where}${order}${limit === null ? "" : ` LIMIT ${limit}`}`;
     },
-    asciiRow: (where) => `SELECT ${columns("ascii").join(", ")} FROM ${quoteIdent(table.name)} WHERE ${where}`,
+    largeRow: (where) => `SELECT ${largeAware("utf8")} FROM ${quoteIdent(table.name)} WHERE ${where}`,
+    asciiRow: (where) => `SELECT ${largeAware("ascii")} FROM ${quoteIdent(table.name)} WHERE ${where}`,
   };
 }
 
@@ -241,6 +256,9 @@ function positionQuery(table: TableInfo): ReturnType<typeof rowQuery> {
       const offset = after ? BigInt(after[0]) : 0n; // a literal SQLite wrote with quote(): an integer
       const inner = `SELECT * FROM ${quoteIdent(table.name)}${limit === null ? "" : ` LIMIT ${limit}`}${offset > 0n ? `${limit === null ? " LIMIT -1" : ""} OFFSET ${offset}` : ""}`;
       return `SELECT quote(${offset} + row_number() OVER ()) AS ${keyAlias(0)}, ${valuesTuple(table, "ascii")} AS ${TUPLE_ALIAS}, '' AS ${LARGE_ALIAS} FROM (${inner})`;
+    },
+    largeRow: () => {
+      throw new BackupError("INTERNAL", `table "${table.name}" is read by position, every cell inline`);
     },
     asciiRow: () => {
       throw new BackupError("INTERNAL", `table "${table.name}" is read by position, already as ASCII`);

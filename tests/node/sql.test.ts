@@ -1,4 +1,5 @@
 // lib/sql: quoting, UTF-8 lengths, literal splitting, tuple parsing and foreign-key ordering.
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import {
   contentlessText,
@@ -12,11 +13,13 @@ import {
   quoteIdent,
   rowMatch,
   rowQuery,
+  safeTuple,
   splitterSafe,
   splitTuple,
   stagingTableName,
   StatementBatcher,
   utf8Length,
+  valuesTuple,
   type TableInfo,
 } from "../../lib/sql";
 
@@ -91,6 +94,63 @@ describe("SQL helpers", () => {
       "NULL",
       "-9.0e+999",
     ]);
+  });
+});
+
+describe("splitter bait, re-encoded in JS", () => {
+  const sqlite = (sql: string): string => {
+    const r = spawnSync("sqlite3", [":memory:"], { input: sql, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(r.stderr);
+    return r.stdout;
+  };
+  // Every kind of bait, once in a value beside other literal kinds; '' escapes and 4-byte emoji.
+  const bait = ["a]b", "[x", "semi;colon", "$$ quoted $$", "back`tick", "back\\slash", "cr\r", "-- comment", "/* c */",
+    "BEGIN TRANSACTION;", "Commit;", "rollBACK", "transaction", "it''s; 🤷 begin"];
+  const plain = ["plain", "it''s fine", "Zoë 日本 🎫", "line\nfeed", "a-b-c / d * e"];
+  const table: TableInfo = {
+    name: "t", sql: "", withoutRowid: false, insertColumns: ["i", "r", "z", "n", "b", "nul", "v", "p"],
+    insertTargets: [], keyColumns: [], rowidKey: null, byPosition: false, autoincrement: false,
+  };
+  const values = bait.flatMap((b, i) =>
+    [`(${-i - 1}, 1.5e300, -0.0, NULL, X'00FF', CAST(X'6100' || X'3B' AS TEXT), ${sqlText(b)}, ${sqlText(plain[i % plain.length])})`]);
+  function sqlText(s: string): string {
+    return `'${s}'`.replace(/\r/g, "' || char(13) || '").replace(/\n/g, "' || char(10) || '");
+  }
+  const setup = `CREATE TABLE t(i, r, z, n, b, nul, v, p); INSERT INTO t VALUES ${values.join(",")};`;
+  const tuples = sqlite(`${setup}\n.mode list\nSELECT ${valuesTuple(table, "utf8")} FROM t ORDER BY rowid;`)
+    .split("\n").filter(Boolean).join("\n").split(/\n(?=\()/);
+
+  it("writes every quoted text holding bait as hex, leaves every other literal as SQLite wrote it", () => {
+    expect(tuples).toHaveLength(bait.length);
+    for (const [i, tuple] of tuples.entries()) {
+      const safe = safeTuple(tuple);
+      const before = splitTuple(tuple);
+      const after = splitTuple(safe);
+      // Without the JS step the bait is there in plain text: this test fails if it is skipped.
+      expect(before[6], bait[i]).toMatch(/^'/);
+      expect(after[6], bait[i]).toMatch(/^CAST\(X'[0-9A-F]+' AS TEXT\)$/);
+      expect(after.filter((_, c) => c !== 6)).toEqual(before.filter((_, c) => c !== 6));
+      expect(after[5]).toBe("CAST(X'61003B' AS TEXT)"); // text with a NUL: hex from SQLite itself
+      expect(after[2]).toBe("-0.0");
+      // Outside hex nothing a splitter could misread is left.
+      expect(safe.replace(/X'[0-9A-F]*'/g, "")).not.toMatch(/[\];$`\\[\r]|--|\/\*|begin|commit|rollback|transaction/i);
+    }
+  });
+
+  it("gives back exactly the bytes SQLite holds, emoji and apostrophes included", () => {
+    const restored = tuples.map(safeTuple).map((t) => `INSERT INTO u VALUES ${t};`).join("\n");
+    const cells = "hex(i)||typeof(i), hex(r)||typeof(r), hex(z)||typeof(z), typeof(n), hex(b)||typeof(b), hex(nul)||typeof(nul), hex(v)||typeof(v), hex(p)||typeof(p)";
+    const source = sqlite(`${setup}\nSELECT ${cells} FROM t ORDER BY rowid;`);
+    const copy = sqlite(`CREATE TABLE u(i, r, z, n, b, nul, v, p);\n${restored}\nSELECT ${cells} FROM u ORDER BY rowid;`);
+    expect(copy).toBe(source);
+    expect(source).toContain("F09FA4B7"); // 🤷, 4 bytes
+    // -0.0 kept its sign bit: SQLite reads "-0.0" back as negative zero.
+    expect(sqlite(`CREATE TABLE u(i, r, z, n, b, nul, v, p);\n${restored}\nSELECT DISTINCT atan2(z, -1) < 0 FROM u;`).trim()).toBe("1");
+  });
+
+  it("returns a tuple without bait unchanged", () => {
+    const t = "(1,'plain text, with commas','it''s',X'3B3B',CAST(X'2D2D' AS TEXT),-0.0,NULL)";
+    expect(safeTuple(t)).toBe(t);
   });
 });
 
