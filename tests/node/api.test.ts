@@ -104,7 +104,9 @@ beforeAll(async () => {
     startApp({ persistTo: brokenState, vars: { ...clerk, CRON_SECRET: "short" } }),
   ]);
   console.log(`3 states + 3 servers ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-});
+  // The app build (once per checkout, shared through a lock with the other app tests) plus three
+  // seeded states and servers: minutes on two busy cores.
+}, 480_000);
 
 afterAll(async () => {
   await Promise.all([main?.stop(), noCron?.stop(), broken?.stop()]);

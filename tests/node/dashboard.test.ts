@@ -101,7 +101,7 @@ beforeAll(async () => {
     // As root in a sandbox, on a closed network: no sandbox, no background connections.
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-});
+}, 480_000); // waits for the app build another test file may be making
 
 afterAll(async () => {
   await browser?.close();
