@@ -50,7 +50,7 @@ export interface DrillOptions {
 function encrypted(manifest: Manifest): boolean {
   // An age-encrypted object (…sql.gz.age) can only be decrypted with a key the Worker never has:
   // the drill would need the plaintext stream. Skipped and said so, never silently.
-  return manifest.object.key.endsWith(".age") || "encryption" in (manifest as Record<string, unknown>);
+  return manifest.object.contentEncoding === "age+gzip" || manifest.object.key.endsWith(".age") || Boolean(manifest.encryption);
 }
 
 export async function runRestoreDrill(opts: DrillOptions): Promise<DrillResult> {

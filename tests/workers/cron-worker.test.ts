@@ -26,14 +26,15 @@ async function lockRows(): Promise<unknown[]> {
 describe("cron Worker scheduled()", () => {
   it("makes a complete backup, applies retention and logs scheduled_backup_completed", async () => {
     await env.DB.prepare("INSERT INTO clients (id, company_name, email) VALUES ('c1', 'Acme ''Corp''', 'it@acme.test')").run();
-    // Eight backups from 31..38 days ago: with tonight's they are nine; the two oldest go.
+    // Eight backups from 31..38 days ago: with tonight's they are nine. Daily tier only (30 days),
+    // so beyond the newest 7 nothing is kept and the two oldest go (GFS tiers: retention tests).
     for (let d = 31; d <= 38; d++) {
       await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, now: new Date(Date.now() - d * DAY), trigger: "cli" });
     }
     const before = (await listBackups(env.DOCUMENTS)).backups;
     expect(before).toHaveLength(8);
 
-    await runCron(env);
+    await runCron({ ...env, BACKUP_RETENTION: "daily=30,weekly=0,monthly=0" });
 
     const listing = await listBackups(env.DOCUMENTS);
     expect(listing.incomplete).toEqual([]);
