@@ -122,26 +122,14 @@ async function fromLocalR2(
     if (!obj) throw missingObject(name, where, objectKey);
 
     const objectFile = path.join(workDir, objectFileName(objectKey));
-    const hash = createHash("sha256");
-    let size = 0;
-    const out = fs.createWriteStream(objectFile);
-    try {
-      for await (const chunk of obj.body as unknown as AsyncIterable<Uint8Array>) {
-        hash.update(chunk);
-        size += chunk.length;
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once("drain", () => r()));
-        reporter.progress(`downloaded ${formatBytes(size)} of ${formatBytes(obj.size)}`);
-      }
-    } finally {
-      await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    }
+    const objectHash = await download(obj.body as unknown as AsyncIterable<Uint8Array>, objectFile, obj.size, reporter);
     return {
       name,
       origin: where,
       key: objectKey,
       objectFile,
       plainFile: null,
-      objectHash: { size, sha256: hash.digest("hex") },
+      objectHash,
       manifestText,
       manifestOrigin: `${keys.manifest} in ${where}`,
     };

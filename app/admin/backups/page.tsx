@@ -119,92 +119,86 @@ function Health({ health }: { health: BackupHealth }) {
   );
 }
 
-/** Backup size per backup over the last 30 days, as bars: a change in size is a change in data. */
-function SizeChart({ points }: { points: SizePoint[] }) {
-  if (points.length === 0) return <p data-testid="size-chart-empty">No backups in the last 30 days.</p>;
+interface Bar {
+  id: string;
+  date: string;
+  value: number;
+  title: string;
+}
+
+/** Bars over the last 30 days, one per point, scaled to the largest; the first and last dates below. */
+function BarChart(props: { testId: string; label: string; bars: Bar[]; height: number; fill: string; format: (v: number) => string }) {
+  const { bars, height, format } = props;
   const width = 640;
-  const height = 160;
   const pad = { left: 56, right: 8, top: 8, bottom: 22 };
-  const max = Math.max(...points.map((p) => p.size));
-  const slot = (width - pad.left - pad.right) / points.length;
+  const max = Math.max(...bars.map((b) => b.value));
+  const slot = (width - pad.left - pad.right) / bars.length;
   const barW = Math.max(1, Math.min(24, slot * 0.8));
   const plotH = height - pad.top - pad.bottom;
   return (
     <svg
-      data-testid="size-chart"
+      data-testid={props.testId}
       role="img"
-      aria-label={`Backup size over the last 30 days: ${points.length} backups, largest ${formatBytes(max)}`}
+      aria-label={props.label}
       viewBox={`0 0 ${width} ${height}`}
       style={{ width: "100%", maxWidth: width, height: "auto", background: "#fafafa", border: "1px solid #e0e0e0", borderRadius: 6 }}
     >
       <text x={pad.left - 6} y={pad.top + 10} textAnchor="end" fontSize="11" fill="#555">
-        {formatBytes(max)}
+        {format(max)}
       </text>
       <text x={pad.left - 6} y={height - pad.bottom} textAnchor="end" fontSize="11" fill="#555">
         0
       </text>
       <line x1={pad.left} y1={height - pad.bottom} x2={width - pad.right} y2={height - pad.bottom} stroke="#999" />
-      {points.map((p, i) => {
-        const h = max > 0 ? Math.max(1, (p.size / max) * plotH) : 1;
+      {bars.map((b, i) => {
+        const h = max > 0 ? Math.max(1, (b.value / max) * plotH) : 1;
         const x = pad.left + i * slot + (slot - barW) / 2;
         return (
-          <rect key={p.key} x={x} y={height - pad.bottom - h} width={barW} height={h} fill="#1976d2">
-            <title>{`${p.key}: ${formatBytes(p.size)}`}</title>
+          <rect key={b.id} x={x} y={height - pad.bottom - h} width={barW} height={h} fill={props.fill}>
+            <title>{b.title}</title>
           </rect>
         );
       })}
       <text x={pad.left} y={height - 6} fontSize="11" fill="#555">
-        {points[0].date}
+        {bars[0].date}
       </text>
       <text x={width - pad.right} y={height - 6} textAnchor="end" fontSize="11" fill="#555">
-        {points[points.length - 1].date}
+        {bars[bars.length - 1].date}
       </text>
     </svg>
+  );
+}
+
+/** Backup size per backup over the last 30 days, as bars: a change in size is a change in data. */
+function SizeChart({ points }: { points: SizePoint[] }) {
+  if (points.length === 0) return <p data-testid="size-chart-empty">No backups in the last 30 days.</p>;
+  const max = Math.max(...points.map((p) => p.size));
+  return (
+    <BarChart
+      testId="size-chart"
+      label={`Backup size over the last 30 days: ${points.length} backups, largest ${formatBytes(max)}`}
+      bars={points.map((p) => ({ id: p.key, date: p.date, value: p.size, title: `${p.key}: ${formatBytes(p.size)}` }))}
+      height={160}
+      fill="#1976d2"
+      format={formatBytes}
+    />
   );
 }
 
 /** Replay time of each passed restore drill over the last 30 days: the RTO the drills measured. */
 function RtoChart({ points }: { points: RtoPoint[] }) {
   if (points.length === 0) return <p data-testid="rto-chart-empty">No passed restore drill in the last 30 days.</p>;
-  const width = 640;
-  const height = 120;
-  const pad = { left: 56, right: 8, top: 8, bottom: 22 };
-  const max = Math.max(...points.map((p) => p.replayMs));
-  const slot = (width - pad.left - pad.right) / points.length;
-  const barW = Math.max(1, Math.min(24, slot * 0.8));
-  const plotH = height - pad.top - pad.bottom;
   const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const max = Math.max(...points.map((p) => p.replayMs));
   return (
-    <svg
-      data-testid="rto-chart"
-      role="img"
-      aria-label={`Restore time of the drills over the last 30 days: ${points.length} drills, longest ${secs(max)}`}
-      viewBox={`0 0 ${width} ${height}`}
-      style={{ width: "100%", maxWidth: width, height: "auto", background: "#fafafa", border: "1px solid #e0e0e0", borderRadius: 6 }}
-    >
-      <text x={pad.left - 6} y={pad.top + 10} textAnchor="end" fontSize="11" fill="#555">
-        {secs(max)}
-      </text>
-      <text x={pad.left - 6} y={height - pad.bottom} textAnchor="end" fontSize="11" fill="#555">
-        0
-      </text>
-      <line x1={pad.left} y1={height - pad.bottom} x2={width - pad.right} y2={height - pad.bottom} stroke="#999" />
-      {points.map((p, i) => {
-        const h = max > 0 ? Math.max(1, (p.replayMs / max) * plotH) : 1;
-        const x = pad.left + i * slot + (slot - barW) / 2;
-        return (
-          <rect key={`${p.at}-${i}`} x={x} y={height - pad.bottom - h} width={barW} height={h} fill="#2e7d32">
-            <title>{`${p.key ?? "?"}: restored in ${secs(p.replayMs)} (${p.at})`}</title>
-          </rect>
-        );
-      })}
-      <text x={pad.left} y={height - 6} fontSize="11" fill="#555">
-        {points[0].date}
-      </text>
-      <text x={width - pad.right} y={height - 6} textAnchor="end" fontSize="11" fill="#555">
-        {points[points.length - 1].date}
-      </text>
-    </svg>
+    <BarChart
+      testId="rto-chart"
+      label={`Restore time of the drills over the last 30 days: ${points.length} drills, longest ${secs(max)}`}
+      bars={points.map((p, i) => ({ id: `${p.at}-${i}`, date: p.date, value: p.replayMs, title: `${p.key ?? "?"}: restored in ${secs(p.replayMs)} (${p.at})` }))}
+      height={120}
+      fill="#2e7d32"
+      format={secs}
+    />
   );
 }
 
