@@ -12,6 +12,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupNameFor, keysFor } from "../../lib/backup/keys";
 import { openLocalPlatform, PROJECT_ROOT, startLocalWorker } from "../../lib/local";
+import { cloneBackup } from "../helpers/clone-backups";
 import { d1File, migrateLocal, sqlite, tempDir } from "../helpers/local";
 
 const TSX = path.join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
@@ -95,28 +96,10 @@ async function bucketKeys(): Promise<Map<string, string>> {
   }
 }
 
-/** Copies of one real backup (object bytes unchanged, so its checksums hold) named and dated `at`. */
 async function cloneBackups(source: Date, at: Date[]): Promise<void> {
   const platform = await openLocalPlatform({ persistTo });
   try {
-    const bucket = platform.env.DOCUMENTS;
-    const from = keysFor(backupNameFor(source));
-    const object = (await bucket.get(from.object))!;
-    const body = new Uint8Array(await object.arrayBuffer());
-    const manifest = JSON.parse(await (await bucket.get(from.manifest))!.text());
-    for (let i = 0; i < at.length; i += 16) {
-      await Promise.all(
-        at.slice(i, i + 16).map(async (t) => {
-          const keys = keysFor(backupNameFor(t));
-          await bucket.put(keys.object, body, {
-            httpMetadata: object.httpMetadata,
-            customMetadata: { ...object.customMetadata, "backup-timestamp": t.toISOString() },
-          });
-          const m = { ...manifest, name: keys.name, createdAt: t.toISOString(), completedAt: t.toISOString(), object: { ...manifest.object, key: keys.object } };
-          await bucket.put(keys.manifest, JSON.stringify(m, null, 2));
-        }),
-      );
-    }
+    await cloneBackup(platform.env.DOCUMENTS, backupNameFor(source), at);
   } finally {
     await platform.dispose();
   }
