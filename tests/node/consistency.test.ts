@@ -224,7 +224,7 @@ describe("operational state", () => {
       return backupDatabase({ db, bucket: platform.env.DOCUMENTS, now: at(second), dump });
     });
     expect(manifest.snapshot.mode).toBe(mode);
-    expect(manifest.tables.find((t) => t.name === "backup_lock")).toEqual({ name: "backup_lock", rows: 0 });
+    expect(manifest.tables.find((t) => t.name === "backup_lock")).toMatchObject({ name: "backup_lock", rows: 0 });
     const file = await downloadSql(manifest);
     const sql = fs.readFileSync(file, "utf8");
     expect(sql).toContain("CREATE TABLE backup_lock");
