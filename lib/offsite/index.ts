@@ -3,3 +3,4 @@
 export { OFFSITE_SETTINGS, offsiteKeyFor, parseOffsiteConfig, r2KeyFor, type OffsiteConfig, type OffsiteSetting } from "./config";
 export { hashStream, OffsiteClient, type OffsiteClientOptions, type OffsiteObject } from "./s3";
 export { copyMissingToOffsite, offsiteStep, type OffsiteCopyOptions, type OffsiteCopyReport } from "./copy";
+export { applyOffsiteRetention, type OffsiteRetentionReport } from "./retention";

@@ -3,7 +3,9 @@
 // the local worker's call of the same library, the 720 days between as copies of the first under
 // their own names, for speed), then `--cleanup --dry-run` and `--cleanup`: exactly the
 // grandfather-father-son set of the default BACKUP_RETENTION stays, with the reasons the dry run
-// printed; everything else is gone from R2; keys that are not backups are untouched.
+// printed; everything else is gone from R2; keys that are not backups are untouched. Then the same
+// two years in an off-site bucket (a real S3 server): the off-site step's retention, by that
+// bucket's own listing, leaves exactly the same set there.
 //
 // The expected set is computed here by walking the periods back from the reference day (calendar
 // arithmetic on Date.UTC), not with the planner's day/week/month indexes.
@@ -12,8 +14,11 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backupNameFor, keysFor } from "../../lib/backup/keys";
 import { openLocalPlatform, PROJECT_ROOT, startLocalWorker } from "../../lib/local";
+import { parseRetentionSetting } from "../../lib/backup";
+import { applyOffsiteRetention, OffsiteClient, offsiteKeyFor, parseOffsiteConfig } from "../../lib/offsite";
 import { cloneBackup } from "../helpers/clone-backups";
 import { d1File, migrateLocal, sqlite, tempDir } from "../helpers/local";
+import { S3_ACCESS_KEY, S3_SECRET_KEY, startS3Server } from "../helpers/s3-server";
 
 const TSX = path.join(PROJECT_ROOT, "node_modules", ".bin", "tsx");
 const DAY = 24 * 60 * 60 * 1000;
@@ -22,6 +27,7 @@ const FIRST = Date.UTC(2025, 0, 3, 2);
 const COUNT = 730;
 const times = Array.from({ length: COUNT }, (_, i) => new Date(FIRST + i * DAY));
 const NOW = new Date("2027-01-02T12:00:00Z");
+const OFFSITE_BUCKET = "gfs-offsite";
 const FOREIGN: Record<string, string> = {
   "clients/acme/contract.pdf": "%PDF-1.7 contract",
   "backups/notes.txt": "restore notes",
@@ -222,4 +228,43 @@ describe("two years of daily backups, default BACKUP_RETENTION", () => {
     const again = JSON.parse(cli(["--cleanup", "--now", NOW.toISOString()]).out);
     expect(again.deleted_count).toBe(0);
   });
+
+  it("the nightly run's off-site step applies the same rule to the off-site bucket by its own listing: the same set stays there", async () => {
+    const s3 = await startS3Server([OFFSITE_BUCKET]);
+    try {
+      const config = parseOffsiteConfig((n) =>
+        ({
+          OFFSITE_S3_ENDPOINT: `http://127.0.0.1:${s3.port}`,
+          OFFSITE_S3_BUCKET: OFFSITE_BUCKET,
+          OFFSITE_S3_REGION: "us-east-1",
+          OFFSITE_S3_ACCESS_KEY_ID: S3_ACCESS_KEY,
+          OFFSITE_S3_SECRET_ACCESS_KEY: S3_SECRET_KEY,
+        })[n],
+      ).config!;
+      const client = new OffsiteClient(config);
+      // The two years as copies there (what retention reads: names, an object and its manifest),
+      // and keys that are not backups.
+      const names = times.map(backupNameFor);
+      for (let i = 0; i < names.length; i += 16) {
+        await Promise.all(
+          names.slice(i, i + 16).flatMap((n) => [
+            client.putObject(offsiteKeyFor(config, keysFor(n).object), `copy of ${n}`, "application/gzip"),
+            client.putObject(offsiteKeyFor(config, keysFor(n).manifest), `{"name":"${n}"}`, "application/json"),
+          ]),
+        );
+      }
+      const foreign = ["backups/notes.txt", "backups/database-2025-02-31-02-00-00.sql.gz"];
+      for (const k of foreign) await client.putObject(offsiteKeyFor(config, k), "not a backup", "text/plain");
+
+      const report = await applyOffsiteRetention(client, parseRetentionSetting("daily=30,weekly=12,monthly=24").policy!, NOW);
+      expect(report).toMatchObject({ kept: expected.size, leftToProvider: null });
+      expect(report.deleted).toHaveLength(COUNT - expected.size);
+      const left = (await client.listObjects(config.prefix)).map((o) => o.key).sort();
+      const want = [...expected.keys()].flatMap((n) => [keysFor(n).object, keysFor(n).manifest]);
+      expect(left).toEqual([...want, ...foreign].map((k) => offsiteKeyFor(config, k)).sort());
+    } finally {
+      await s3.stop();
+    }
+  });
 });
+
