@@ -303,7 +303,8 @@ describe("admin auth (Clerk session token, verified with CLERK_JWT_KEY, no netwo
       expect(res.status, res.text.slice(0, 200)).toBe(500);
       expect(res.text).not.toContain('"success":true');
     }
-    expect(noCron.log()).toMatch(/CONFIG_ERROR: Clerk misconfigured: CLERK_AUTHORIZED_PARTIES is not set; it is required when deployed/);
+    // The server writes its log after answering: wait for the line.
+    await expect.poll(() => noCron.log(), { timeout: 15_000 }).toMatch(/CONFIG_ERROR: Clerk misconfigured: CLERK_AUTHORIZED_PARTIES is not set; it is required when deployed/);
     // The same server on its loopback address (local development) still serves the admin.
     expect((await noCron.request("/api/admin/backup", { headers: bearer(t) })).status).toBe(200);
   });
@@ -315,7 +316,8 @@ describe("admin auth (Clerk session token, verified with CLERK_JWT_KEY, no netwo
       expect(res.status).toBe(500);
       expect(res.text).not.toContain('"success":true');
     }
-    expect(broken.log()).toMatch(/CONFIG_ERROR: Clerk misconfigured: CLERK_JWT_KEY is not set/);
+    // The server writes its log after answering: wait for the line.
+    await expect.poll(() => broken.log(), { timeout: 15_000 }).toMatch(/CONFIG_ERROR: Clerk misconfigured: CLERK_JWT_KEY is not set/);
     expect(activity(broken, "database_backup_created")).toEqual([]);
   });
 });
@@ -603,7 +605,8 @@ describe("cron route (Bearer CRON_SECRET, constant-time check, fails closed)", (
       expect(error.message).toBe("missing or wrong cron secret");
       expect(res.text).not.toMatch(/CRON_SECRET|CONFIG|misconfigured/);
     }
-    expect(noCron.log()).toMatch(/cron route refused a call: cron misconfigured: CRON_SECRET is not set/);
+    // The server writes its log after answering: wait for the line.
+    await expect.poll(() => noCron.log(), { timeout: 15_000 }).toMatch(/cron route refused a call: cron misconfigured: CRON_SECRET is not set/);
     expect(activity(noCron, "scheduled_backup_completed")).toEqual([]);
   });
 
@@ -611,7 +614,8 @@ describe("cron route (Bearer CRON_SECRET, constant-time check, fails closed)", (
     const res = await broken.request("/api/cron/backup", { headers: bearer("short") });
     expectError(res, 401, "UNAUTHORIZED");
     expect(res.text).not.toMatch(/CRON_SECRET|shorter/);
-    expect(broken.log()).toMatch(/CRON_SECRET is shorter than 32/);
+    // The server writes its log after answering: wait for the line.
+    await expect.poll(() => broken.log(), { timeout: 15_000 }).toMatch(/CRON_SECRET is shorter than 32/);
     expect(activity(broken, "scheduled_backup_completed")).toEqual([]);
   });
 });
