@@ -24,6 +24,7 @@ import { seedDemoData } from "../../lib/seed/seed";
 import { loadAgeIdentities, runRestore, silentReporter } from "../../lib/restore";
 import { canonicalDump, CLI_ENV, d1File, freshPlatform, rejection, tempDir } from "../helpers/local";
 import { testKeys, type TestKeys } from "../helpers/signing";
+import { timed as timedIn } from "../helpers/timing";
 
 const MARKER = `PLAINTEXT-MARKER-${randomBytes(6).toString("hex")}`;
 const AGE_MAGIC = "age-encryption.org/v1\n";
@@ -38,14 +39,7 @@ const ids: { a: string; b: string; wrong: string } = { a: "", b: "", wrong: "" }
 const recipients: string[] = [];
 const timings: Record<string, number> = {};
 
-async function timed<T>(label: string, f: () => T | Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await f();
-  } finally {
-    timings[label] = Math.round(performance.now() - t0);
-  }
-}
+const timed = <T>(label: string, f: () => T | Promise<T>) => timedIn(timings, label, f);
 
 /** An identity file as age-keygen writes it. */
 function identityFile(label: string, identity: string, recipient: string): string {

@@ -15,6 +15,7 @@ import { BIG, createValuesFixture, HUGE_ROWS } from "../fixtures/values";
 import { canonicalDump, d1File, executeFileLocal, freshPlatform, sqliteJson, tempDir, wrangler } from "../helpers/local";
 import { testKeys, type TestKeys } from "../helpers/signing";
 import { splitStatements } from "../helpers/sql-split";
+import { timed as timedIn } from "../helpers/timing";
 
 let persistTo: string;
 let work: string;
@@ -28,14 +29,7 @@ const timings: Record<string, number> = {};
 /** The canonical dump without backup_lock: the run's own lock row is in its dump (not this test's subject). */
 const data = (dump: string) => dump.replace(/^table backup_lock \d+\n(?:rowid:[^\n]*\n)*/m, "");
 
-async function timed<T>(label: string, f: () => T | Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await f();
-  } finally {
-    timings[label] = Math.round(performance.now() - t0);
-  }
-}
+const timed = <T>(label: string, f: () => T | Promise<T>) => timedIn(timings, label, f);
 
 let keys: TestKeys;
 
