@@ -149,6 +149,8 @@ function vmHwmKb(pid: number): number {
 }
 
 const mb = (bytes: number) => bytes / (1024 * 1024);
+/** The D1 read floor: the faster of the two plain reads of every row (each the best of three). */
+const floorMs = (p: Row["profile"]) => Math.min(p.selectAllMs, p.selectPagedMs);
 const fmt = (n: number, d = 1) => n.toFixed(d);
 
 interface Row {
@@ -160,7 +162,18 @@ interface Row {
   restoreOursWrangler: Measured;
   restoreOursSqlite: Measured;
   restoreWranglerExport: Measured;
-  profile: { selectAllMs: number; dumpOnlyMs: number; gzipMs: number; gzipAgeMs: number; gzipInputBytes: number; sqlBytes: number };
+  profile: {
+    selectAllMs: number;
+    selectPagedMs: number;
+    oursReadMs: number;
+    dumpOnlyMs: number;
+    gzipMs: number;
+    gzipAgeMs: number;
+    gzipInputBytes: number;
+    sqlBytes: number;
+    /** Which gzip the backup used (lib/backup/gzip.ts). */
+    gzip: string;
+  };
   /** The same database backed up with BACKUP_AGE_RECIPIENTS set, and its decryption in Node. */
   encrypted: Measured & { ageMb: number; backupMs: number; decryptMs: number; gunzipMs: number };
 }
@@ -333,16 +346,19 @@ function report(rows: Row[], smoke: boolean): string {
     "",
     "## Where the backup's time goes",
     "",
-    "Measured inside workerd on the same data: reading every row with `SELECT *` through the D1 API (the floor",
-    "for any backup that goes through D1's binding), the dump generator alone (read + format SQL), and gzip alone",
-    "(CompressionStream, on up to 64 MB of the SQL, scaled).",
+    "Measured inside workerd on the same data, each read the best of three: reading every row with `SELECT *`",
+    "through the D1 API, whole tables and in pages of 10,000 by rowid (the faster is the D1 read floor for any backup",
+    "that goes through D1's binding); our own read queries alone (exact literals built inside SQLite, nothing done",
+    "with the rows); the dump generator alone (read + format SQL); and the backup's gzip alone",
+    `(${rows[0]?.profile.gzip ?? "gzip"}, on up to 64 MB of the SQL, scaled).`,
     "",
-    "| rows | sqlite3 .dump s | D1 API `SELECT *` of every table s | dump generator s | gzip s (scaled) | rest: hash, upload, seal, manifest s |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| rows | sqlite3 .dump s | `SELECT *` whole tables s | `SELECT *` paged s | our read queries s | dump generator s | gzip s (scaled) | rest: hash, upload, seal, manifest s |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map((r) => {
-      const gzip = r.profile.gzipInputBytes ? (r.profile.gzipMs * r.profile.sqlBytes) / r.profile.gzipInputBytes : 0;
-      const rest = Math.max(0, r.ours.backupMs - r.profile.dumpOnlyMs - gzip);
-      return `| ${r.rows} | ${fmt(r.sqlite.ms / 1000, 2)} | ${fmt(r.profile.selectAllMs / 1000, 2)} | ${fmt(r.profile.dumpOnlyMs / 1000, 2)} | ${fmt(gzip / 1000, 2)} | ${fmt(rest / 1000, 2)} |`;
+      const p = r.profile;
+      const gzip = p.gzipInputBytes ? (p.gzipMs * p.sqlBytes) / p.gzipInputBytes : 0;
+      const rest = Math.max(0, r.ours.backupMs - p.dumpOnlyMs - gzip);
+      return `| ${r.rows} | ${fmt(r.sqlite.ms / 1000, 2)} | ${fmt(p.selectAllMs / 1000, 2)} | ${fmt(p.selectPagedMs / 1000, 2)} | ${fmt(p.oursReadMs / 1000, 2)} | ${fmt(p.dumpOnlyMs / 1000, 2)} | ${fmt(gzip / 1000, 2)} | ${fmt(rest / 1000, 2)} |`;
     }),
     "",
   );
@@ -353,7 +369,7 @@ function report(rows: Row[], smoke: boolean): string {
       "## Targets",
       "",
       `- Throughput ours / sqlite3 at ${last.rows} rows: ${fmt(last.sqlite.ms / last.ours.backupMs, 2)} (target ≥ 0.33).`,
-      `- Our backup (consistency checked) / the D1 read floor at ${last.rows} rows: ${fmt(last.ours.backupMs / 1000, 2)} s / ${fmt(last.profile.selectAllMs / 1000, 2)} s = ${fmt(last.ours.backupMs / last.profile.selectAllMs, 2)}× (target ≤ 1.5×).`,
+      `- Our backup (consistency checked) / the D1 read floor at ${last.rows} rows: ${fmt(last.ours.backupMs / 1000, 2)} s / ${fmt(floorMs(last.profile) / 1000, 2)} s = ${fmt(last.ours.backupMs / floorMs(last.profile), 2)}× (target ≤ 1.5×).`,
       `- Peak memory of the process running our dump (workerd), ${last.rows} vs ${first.rows} rows: ${fmt(last.ours.peakChildKb / first.ours.peakChildKb, 2)}× (target ≤ 1.5×).`,
       last.restoreWranglerExport.failed
         ? `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ours ${fmt(last.restoreOursWrangler.ms / 1000, 1)} s; wrangler's export ${last.restoreWranglerExport.failed} (${
@@ -364,33 +380,28 @@ function report(rows: Row[], smoke: boolean): string {
         : `- Restore of our dump vs wrangler's own export (wrangler d1 execute), ${last.rows} rows: ${fmt(last.restoreOursWrangler.ms / last.restoreWranglerExport.ms, 2)}× the time (target ≤ 1).`,
       "",
     );
-    const throughput = last.sqlite.ms / last.ours.backupMs;
-    if (throughput < 0.33) {
-      // The target was set before the floor was measured: say what bounds it and what is ours.
-      const p = last.profile;
-      const floor = last.sqlite.ms / p.selectAllMs;
+    const p = last.profile;
+    const floor = floorMs(p);
+    if (last.ours.backupMs > 1.5 * floor || last.sqlite.ms / last.ours.backupMs < 0.33) {
+      // Say what bounds each target and where our time goes, step by step, from the same run.
       const gzip = p.gzipInputBytes ? (p.gzipMs * p.sqlBytes) / p.gzipInputBytes : 0;
-      const overlapped = last.ours.backupMs - gzip;
       const steps: [string, number][] = [
-        ["reading every row through D1", p.selectAllMs],
-        ["formatting exact literals (the dump generator above the read floor)", Math.max(0, p.dumpOnlyMs - p.selectAllMs)],
+        ["reading every row through D1 (the floor)", floor],
+        ["building exact literals inside SQLite (our read queries above the floor)", Math.max(0, p.oursReadMs - floor)],
+        ["checking, batching and hashing rows in the Worker (the dump generator above our read queries)", Math.max(0, p.dumpOnlyMs - p.oursReadMs)],
         ["gzip", gzip],
         ["hashing, upload, copy and manifest", Math.max(0, last.ours.backupMs - p.dumpOnlyMs - gzip)],
       ];
-      const [dominant, dominantMs] = steps.reduce((a, b) => (b[1] > a[1] ? b : a));
       lines.push(
-        "### Why the throughput target is missed",
+        "### Why a target is missed",
         "",
-        `Reading every row through the D1 API, and doing nothing else, takes ${fmt(p.selectAllMs / 1000, 2)} s at ${last.rows} rows:`,
-        `${fmt(floor, 2)} of \`sqlite3 .dump\`'s speed, which reads the SQLite file directly.`,
-        floor < 0.33
-          ? "No backup that goes through D1's binding (the only way a Worker can read D1) can reach 0.33 here."
-          : "That floor alone would allow the target; the time goes elsewhere.",
-        `Of our ${fmt(last.ours.backupMs / 1000, 2)} s: ${steps.map(([what, ms]) => `${what} ${fmt(ms / 1000, 2)} s`).join(", ")}.`,
-        `The step that dominates is ${dominant} (${fmt(dominantMs / 1000, 2)} s). Compressing on another thread while reading would hide`,
-        `at most the gzip time (about ${fmt(last.sqlite.ms / overlapped, 2)} of sqlite3's speed); beyond that, only an export outside the binding`,
-        "(D1's own export API, what `wrangler d1 export --remote` calls) could go faster, and it gives up the streaming, the manifest",
-        "and the exactness checks this backup is built on.",
+        `Reading every row through the D1 API, and doing nothing else, takes ${fmt(floor / 1000, 2)} s at ${last.rows} rows:`,
+        `${fmt(last.sqlite.ms / floor, 2)} of \`sqlite3 .dump\`'s speed, which reads the SQLite file directly.`,
+        `Of our ${fmt(last.ours.backupMs / 1000, 2)} s: ${steps.map(([what, ms]) => `${what} ${fmt(ms / 1000, 2)} s`).join("; ")}.`,
+        "Locally every step shares one thread: workerd runs D1's SQLite, the Worker, gzip and R2 on one event loop",
+        "(its per-thread CPU shows one busy thread), so the next page that is requested before the current one is",
+        "formatted cannot be read while it is. On Cloudflare, D1 reads on its own machine; the Worker's share above",
+        "(every step but the floor and the literals built in SQLite) then overlaps D1's reads instead of adding to them.",
         "",
       );
     }
@@ -419,7 +430,7 @@ async function main() {
       const row = await benchSize(n, work, restoreTimeoutS * 1000);
       rows.push(row);
       // Each size's figures as they come: a long run that fails later still leaves them.
-      log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), encryptedBackupMs: row.encrypted.backupMs, peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024), readFloorMs: row.profile.selectAllMs, oursOverFloor: +(row.ours.backupMs / row.profile.selectAllMs).toFixed(2) })}`);
+      log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), encryptedBackupMs: row.encrypted.backupMs, peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024), readFloorMs: floorMs(row.profile), oursOverFloor: +(row.ours.backupMs / floorMs(row.profile)).toFixed(2) })}`);
     }
     const md = report(rows, values.smoke);
     // resolve, not join: the smoke report goes to the absolute temp dir, the full one into docs/.

@@ -24,6 +24,7 @@ export {
 } from "./encryption";
 export { hasVerifiedOffsite, parseManifest, type Manifest } from "./manifest";
 export { createSha256 } from "./hash";
+export { gzipKind, gzipStream } from "./gzip";
 export { activityInsertSql, BACKUP_ACTIONS, parseDetails, tryLogActivity, type BackupAction } from "./activity";
 export { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpStats } from "./dump";
 export { readSchema } from "./schema";

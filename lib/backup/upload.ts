@@ -2,6 +2,7 @@
 // hashing on the way, so memory stays at about one part whatever the database size.
 import { BackupError, isBackupError, wrapBindingError } from "../errors";
 import { encryptStream, type AgeEncryption } from "./encryption";
+import { gzipStream } from "./gzip";
 import { createSha256 } from "./hash";
 
 /** R2 rejects non-final parts under 5 MiB and requires all non-final parts to be the same size. */
@@ -44,9 +45,7 @@ export async function uploadGzip(
       await iterator.return?.(undefined);
     },
   });
-  // The DOM and Workers typings disagree on CompressionStream; both runtimes take Uint8Array in and out.
-  const gzip = new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
-  const gzipped = source.pipeThrough(gzip);
+  const gzipped = source.pipeThrough(gzipStream());
   const reader = (encryption ? await encryptStream(gzipped, encryption) : gzipped).getReader();
 
   let upload: R2MultipartUpload;

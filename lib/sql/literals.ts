@@ -20,14 +20,20 @@ export function quoteText(value: string): string {
 export type LiteralMode = "utf8" | "ascii";
 
 /**
- * Text a SQL splitter or trimmer could misread even inside quotes: sqlite3 and wrangler drop a CR
+ * Text a SQL splitter or trimmer could misread even inside quotes (hasBait): sqlite3 and wrangler drop a CR
  * at a line end; wrangler's trimmer deletes the first "BEGIN TRANSACTION;" and "COMMIT;" anywhere
  * in the file, strings included (and refuses a second); splitters that do not track quotes misread
  * ';', comment markers, '$' quoting, brackets, backticks, backslashes. Such text goes out as
  * CAST(X'..' AS TEXT): hex holds none of these. No flag u, so /i folds ASCII letters only: every
  * spelling of the keywords (matching more would only write more hex, which is exact too).
  */
-export const SPLITTER_BAIT = /[\];$`\\[\r]|--|\/\*|begin|commit|rollback|transaction/i;
+const BAIT_CHARS = /[\];$`\\[\r]|--|\/\*/;
+const BAIT_WORDS = /begin|commit|rollback|transaction/i;
+
+/** Two tests, not one alternation of all: about twice as fast over a row (measured on the seeded portal). */
+function hasBait(text: string): boolean {
+  return BAIT_CHARS.test(text) || BAIT_WORDS.test(text);
+}
 
 /**
  * The SQL-side tests for text that goes out as hex. quote() stops at a NUL, so NUL is always
@@ -83,20 +89,24 @@ export function hexTextLiteral(text: string): string {
 }
 
 /**
- * A VALUES tuple of "utf8" literals with every quoted text that holds SPLITTER_BAIT written as hex.
+ * A VALUES tuple of "utf8" literals with every quoted text that holds splitter bait written as hex.
  * Exact: a utf8-mode tuple reaches JS as valid UTF-8 (a row with U+FFFD must be read again in
  * "ascii" mode first), so encoding the unquoted text gives back its bytes. Outside quoted text a
  * tuple holds only numbers, NULL, hex and CAST(... AS TEXT), none of them bait, and its quotes pair
  * up as SQLite's tokens do, so QUOTED sees exactly the text literals (and hex, left alone).
  */
 export function safeTuple(tuple: string): string {
-  if (!SPLITTER_BAIT.test(tuple)) return tuple;
-  return tuple.replace(QUOTED, (lit) => (SPLITTER_BAIT.test(lit) ? hexTextLiteral(lit.slice(1, -1).replace(/''/g, "'")) : lit));
+  if (!hasBait(tuple)) return tuple;
+  return tuple.replace(QUOTED, (lit) => (hasBait(lit) ? hexTextLiteral(lit.slice(1, -1).replace(/''/g, "'")) : lit));
 }
 
 
+const NON_ASCII = /[^\0-\x7f]/;
+
 /** UTF-8 byte length of a JS string, without allocating. */
 export function utf8Length(s: string): number {
+  // Most rows are ASCII: one native scan instead of a JS loop (encodeInto is slower in workerd).
+  if (!NON_ASCII.test(s)) return s.length;
   let n = s.length;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

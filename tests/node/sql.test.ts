@@ -29,7 +29,7 @@ describe("SQL helpers", () => {
   });
 
   it("counts UTF-8 bytes like TextEncoder", () => {
-    for (const s of ["", "abc", "Zoë", "日本語", "🎫🎫", "a\u0000b", "mixed ü 日 🎫 end"]) {
+    for (const s of ["", "abc", "Zoë", "日本語", "🎫🎫", "a\u0000b", "mixed ü 日 🎫 end", "\u007f", "\u0080", "tab\tnew\nline"]) {
       expect(utf8Length(s), s).toBe(new TextEncoder().encode(s).length);
     }
   });

@@ -1,0 +1,61 @@
+// The gzip stage of a backup. Where the runtime has node:zlib (the cron Worker and the local
+// runner: workerd with nodejs_compat; Node), level 1: measured at a third of CompressionStream's
+// CPU (fixed at zlib's level 6) for about a quarter more bytes, and gzip is the largest cost of a
+// backup after reading D1 (docs/benchmarks.md). Elsewhere (the Pages build) CompressionStream.
+// node:zlib is looked up at run time, never imported: Next's edge bundler refuses node: imports.
+
+/** zlib's fastest level. */
+export const GZIP_LEVEL = 1;
+
+/** The part of a node:zlib Gzip stream used here. */
+interface NodeGzip {
+  write(chunk: Uint8Array, done: (error?: Error | null) => void): boolean;
+  end(): void;
+  on(event: "data", listener: (chunk: Uint8Array) => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+  once(event: "end", listener: () => void): void;
+}
+
+type CreateGzip = (options: { level: number }) => NodeGzip;
+
+function nodeCreateGzip(): CreateGzip | null {
+  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
+  if (typeof get !== "function") return null;
+  try {
+    const zlib = get("node:zlib") as { createGzip?: CreateGzip } | undefined;
+    return typeof zlib?.createGzip === "function" ? zlib.createGzip : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Which gzip a stream from gzipStream() uses here (for the benchmark's report). */
+export function gzipKind(): string {
+  return nodeCreateGzip() ? `node:zlib level ${GZIP_LEVEL}` : "CompressionStream (level 6)";
+}
+
+/**
+ * A gzip transform, bytes in and out. Each chunk is handed on once zlib has taken it (its output
+ * is queued by then), and the TransformStream writes no more while its output is unread: memory
+ * stays at a chunk or two. (stream.Duplex.toWeb's close never settles in workerd, hence this.)
+ */
+export function gzipStream(): ReadableWritablePair<Uint8Array, Uint8Array> {
+  const createGzip = nodeCreateGzip();
+  if (createGzip) {
+    const gz = createGzip({ level: GZIP_LEVEL });
+    return new TransformStream<Uint8Array, Uint8Array>({
+      start(controller) {
+        gz.on("data", (chunk) => controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+        gz.on("error", (e) => controller.error(e));
+      },
+      transform: (chunk) => new Promise<void>((resolve, reject) => void gz.write(chunk, (e) => (e ? reject(e) : resolve()))),
+      flush: () =>
+        new Promise<void>((resolve) => {
+          gz.once("end", resolve);
+          gz.end();
+        }),
+    });
+  }
+  // The DOM and Workers typings disagree on CompressionStream; both runtimes take Uint8Array in and out.
+  return new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>;
+}
