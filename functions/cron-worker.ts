@@ -8,7 +8,7 @@
 // next-on-pages emits .vercel/output/static/_worker.js, and with a _worker.js Pages (deploy and
 // `wrangler pages dev`) never compiles functions/; without one, only files exporting onRequest*
 // become routes, and this file exports none. Do not add onRequest* exports here.
-import { BackupError, parseAgeRecipients, parseLeaseTtl, parseRetentionSetting, parseSigningKey, tryLogActivity } from "../lib/backup";
+import { BackupError, parseAgeRecipients, parseLeaseTtl, parseRetentionSetting, parseSigningKey, tryLogActivity, type RunSettings } from "../lib/backup";
 import { parseDrillBudget } from "../lib/drill";
 import { alertNightlyFailure, parseAlertWebhook, runNightly, type AlertWebhook } from "../lib/monitor";
 import { BUCKET_NAME, DATABASE_NAME } from "../lib/names";
@@ -96,10 +96,10 @@ export default {
     // A bad value fails the run at its cleanup stage, after tonight's backup (runScheduledBackup).
     const retention = parseRetentionSetting(env.BACKUP_RETENTION);
     let bindings: { db: D1Database; bucket: R2Bucket };
-    let leaseTtlMs: number | undefined;
+    let settings: RunSettings;
     try {
       bindings = checkBindings(env, alertWebhook, signing.problem, age.problem);
-      leaseTtlMs = parseLeaseTtl(env.BACKUP_LEASE_TTL_SECONDS);
+      settings = { signingKey: signing.key, leaseTtlMs: parseLeaseTtl(env.BACKUP_LEASE_TTL_SECONDS), encryption: age.encryption, offsite };
     } catch (e) {
       // The audit trail is the admins' view of the nightly run; record the failure there when D1 is usable.
       if (env.DB && typeof env.DB.prepare === "function") {
@@ -119,10 +119,7 @@ export default {
       const { backup, cleanup, drill } = await runNightly({
         ...bindings,
         alertWebhook,
-        signingKey: signing.key,
-        leaseTtlMs,
-        encryption: age.encryption,
-        offsite,
+        ...settings,
         retention,
         drill: { scratch: isD1(env.RESTORE_DRILL_DB) ? env.RESTORE_DRILL_DB : null, budget: drillBudget.budget },
       });

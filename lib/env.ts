@@ -15,7 +15,7 @@ import { parseAgeRecipients, parseLeaseTtl, parseRetentionSetting, parseSigningK
 import { BackupError } from "./errors";
 import { parseAlertWebhook, type AlertWebhook } from "./monitor";
 import { offsiteStep, parseOffsiteConfig, type OffsiteSetting } from "./offsite";
-import type { OffsiteStep } from "./backup";
+import type { OffsiteStep, RunSettings } from "./backup";
 import { BUCKET_NAME, DATABASE_NAME } from "./names";
 
 type RawEnv = Record<string, unknown>;
@@ -271,8 +271,13 @@ export function isOffsiteConfigured(): boolean {
 }
 
 /** The off-site copy step for a backup run, or null when off-site copies are off. */
-export function getOffsiteStep(): OffsiteStep | null {
+function getOffsiteStep(): OffsiteStep | null {
   return offsiteStep(getOffsite());
+}
+
+/** Everything a backup run is configured with (lib/backup RunSettings), each setting checked as above. */
+export async function getRunSettings(): Promise<RunSettings> {
+  return { signingKey: await getSigningKey(), leaseTtlMs: getLeaseTtlMs(), encryption: getAgeEncryption(), offsite: getOffsiteStep() };
 }
 
 /**

@@ -24,6 +24,7 @@ export {
 } from "./encryption";
 export { hasVerifiedOffsite, parseManifest, type Manifest } from "./manifest";
 export { createSha256 } from "./hash";
+export { partsOf } from "./upload";
 export { gzipKind, gzipStream } from "./gzip";
 export { activityInsertSql, BACKUP_ACTIONS, parseDetails, tryLogActivity, type BackupAction } from "./activity";
 export { DEFAULT_DUMP_OPTIONS, DUMP_END_MARKER, DUMP_FORMAT_VERSION, dumpDatabase, type DumpStats } from "./dump";
@@ -40,7 +41,7 @@ export {
 } from "./signature";
 export { formatBytes } from "./units";
 export { activitySummary, backupResponse, cleanupResponse, errorResponse, listResponse } from "./present";
-export { runBackup, runCleanup, runScheduledBackup, type OffsiteStep, type ScheduledRunResult } from "./run";
+export { runBackup, runCleanup, runScheduledBackup, type OffsiteStep, type RunSettings, type ScheduledRunResult } from "./run";
 // Retention for any store: the off-site bucket gets the same rule by its own listing.
 export { applyRetention, r2Store, type BackupStore, type CleanupResult, type RetentionListing } from "./retention";
 export {

@@ -22,10 +22,20 @@ interface Bindings {
   clock?: () => Date;
 }
 
-/** BACKUP_SIGNING_KEY as the entry point parsed it (null: backups are made unsigned). */
-type Signing = { signingKey?: SigningKey | null };
-/** BACKUP_AGE_RECIPIENTS as the entry point parsed it (null: objects are plain gzip). */
-type Encryption = { encryption?: AgeEncryption | null };
+/**
+ * What a backup run is configured with, parsed once by its entry point (a route through lib/env,
+ * the cron Worker, the local runner) and handed down whole.
+ */
+export interface RunSettings {
+  /** BACKUP_SIGNING_KEY (null: backups are made unsigned). */
+  signingKey?: SigningKey | null;
+  /** BACKUP_AGE_RECIPIENTS (null: objects are plain gzip). */
+  encryption?: AgeEncryption | null;
+  /** BACKUP_LEASE_TTL_SECONDS in ms (undefined: the default). */
+  leaseTtlMs?: number;
+  /** The off-site copy step bound to OFFSITE_S3_* (null: no copy). */
+  offsite?: OffsiteStep | null;
+}
 
 /**
  * The off-site copy (lib/offsite offsiteStep), bound by the entry point to its parsed OFFSITE_S3_*.
@@ -43,8 +53,6 @@ export type OffsiteStep = (ctx: {
   /** The nightly run's retention policy: applied to the off-site bucket too, by its own listing. */
   retention?: RetentionPolicy | null;
 }) => Promise<OffsiteCopyReport>;
-
-type Offsite = { offsite?: OffsiteStep | null };
 
 async function copyOffsite(
   step: OffsiteStep | null | undefined,
@@ -111,7 +119,7 @@ function describeRecovery(r: InterruptedRunReport): string {
 }
 
 export async function runBackup(
-  opts: Bindings & Signing & Encryption & Offsite & { now?: Date; actor?: string | null; trigger: BackupTrigger },
+  opts: Bindings & RunSettings & { now?: Date; actor?: string | null; trigger: BackupTrigger },
 ): Promise<BackupResult & { offsite: OffsiteCopyReport | null }> {
   const now = opts.now ?? new Date();
   return underLease({ ...opts, owner: lockOwner(opts.trigger, opts.actor), op: "backup", name: backupNameFor(now) }, async (bucket, db, warnings, lease) => {
@@ -132,9 +140,7 @@ export interface ScheduledRunResult {
 /** Nightly: backup, then retention. Throws on any failure, so the cron run is marked failed. */
 export async function runScheduledBackup(
   opts: Bindings &
-    Signing &
-    Encryption &
-    Offsite &
+    RunSettings &
     RetentionPlanOptions & {
       now?: Date;
       /** BACKUP_RETENTION as the entry point parsed it; unset: the default policy. */

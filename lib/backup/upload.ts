@@ -59,14 +59,13 @@ export async function uploadGzip(
   const gzHash = createSha256();
   const parts: R2UploadedPart[] = [];
   let size = 0;
-  let buf = new Uint8Array(partSize);
-  let fill = 0;
+  let sent = 0;
   // One part uploads while the next is read, formatted and compressed (at most two parts in memory):
   // R2's write latency overlaps the work instead of stalling it.
   let inFlight: Promise<void> | null = null;
   const sendPart = async (bytes: Uint8Array) => {
     if (inFlight) await inFlight;
-    const n = parts.length + 1;
+    const n = ++sent;
     inFlight = upload.uploadPart(n, bytes).then(
       (part) => {
         parts.push(part);
@@ -78,24 +77,12 @@ export async function uploadGzip(
     inFlight.catch(() => {}); // surfaced by the next await of it
   };
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      await gzHash.update(value);
-      size += value.length;
-      for (let off = 0; off < value.length; ) {
-        const n = Math.min(partSize - fill, value.length - off);
-        buf.set(value.subarray(off, off + n), fill);
-        fill += n;
-        off += n;
-        if (fill === partSize) {
-          await sendPart(buf);
-          buf = new Uint8Array(partSize);
-          fill = 0;
-        }
-      }
+    for await (const { bytes, final } of partsOf(reader, partSize)) {
+      await gzHash.update(bytes);
+      size += bytes.length;
+      // The empty remainder after whole parts is not a part; an empty backup is one empty part.
+      if (!final || bytes.length > 0 || sent === 0) await sendPart(bytes);
     }
-    if (fill > 0 || parts.length + (inFlight ? 1 : 0) === 0) await sendPart(buf.slice(0, fill));
     await inFlight;
     try {
       await upload.complete(parts);
@@ -115,6 +102,31 @@ export async function uploadGzip(
     plainSha256: await plainHash.hex(),
     parts: parts.length,
   };
+}
+
+/**
+ * Cuts a byte stream into parts of exactly `partSize` bytes (R2 and S3 multipart uploads want
+ * equal parts); the rest, shorter and possibly empty, comes last with `final`.
+ */
+export async function* partsOf(reader: ReadableStreamDefaultReader<Uint8Array>, partSize: number): AsyncGenerator<{ bytes: Uint8Array; final: boolean }> {
+  let buf = new Uint8Array(partSize);
+  let fill = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    for (let off = 0; off < value.length; ) {
+      const n = Math.min(partSize - fill, value.length - off);
+      buf.set(value.subarray(off, off + n), fill);
+      fill += n;
+      off += n;
+      if (fill === partSize) {
+        yield { bytes: buf, final: false };
+        buf = new Uint8Array(partSize);
+        fill = 0;
+      }
+    }
+  }
+  yield { bytes: buf.slice(0, fill), final: true };
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   runCleanup,
   type DumpStats,
   type RetentionPolicy,
+  type RunSettings,
 } from "../backup";
 import { offsiteStep, parseOffsiteConfig } from "../offsite";
 import { parseDrillBudget, runRestoreDrill } from "../drill";
@@ -47,13 +48,6 @@ export default {
     const url = new URL(request.url);
     try {
       if (request.method === "POST" && url.pathname === "/backup") {
-        // Parsed here, the entry point of this path, and handed down like in production.
-        const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
-        if (signing.problem) throw new BackupError("CONFIG_ERROR", signing.problem);
-        const signingKey = signing.key;
-        const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
-        if (age.problem) throw new BackupError("CONFIG_ERROR", age.problem);
-        const encryption = age.encryption;
         const body = (await request.json().catch(() => ({}))) as {
           now?: string;
           dump?: Record<string, number>;
@@ -61,16 +55,25 @@ export default {
           /** Test knob: a multipart part size below S3's 5 MiB against a local S3 server. */
           offsitePartSizeBytes?: number;
         };
-        const offsite = offsiteStep(parseOffsiteConfig((name) => env[name as `OFFSITE_S3_${string}`]), {
-          client: body.offsitePartSizeBytes ? { partSizeBytes: body.offsitePartSizeBytes } : undefined,
-        });
+        // Parsed here, the entry point of this path, and handed down like in production.
+        const signing = await parseSigningKey(env.BACKUP_SIGNING_KEY);
+        if (signing.problem) throw new BackupError("CONFIG_ERROR", signing.problem);
+        const age = parseAgeRecipients(env.BACKUP_AGE_RECIPIENTS);
+        if (age.problem) throw new BackupError("CONFIG_ERROR", age.problem);
+        const settings: RunSettings = {
+          signingKey: signing.key,
+          encryption: age.encryption,
+          leaseTtlMs: body.leaseTtlMs,
+          offsite: offsiteStep(parseOffsiteConfig((name) => env[name as `OFFSITE_S3_${string}`]), {
+            client: body.offsitePartSizeBytes ? { partSizeBytes: body.offsitePartSizeBytes } : undefined,
+          }),
+        };
         const now = body.now ? new Date(body.now) : undefined;
-        const leaseTtlMs = body.leaseTtlMs;
         // Tuning knobs (tests, benchmark) go straight to the library; a plain run takes the lock
         // like every other entry point, so the CLI never collides with the nightly run.
         const { summary, manifest } = body.dump
-          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey, encryption })
-          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, leaseTtlMs, signingKey, encryption, offsite });
+          ? await backupDatabase({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, dump: body.dump, signingKey: settings.signingKey, encryption: settings.encryption })
+          : await runBackup({ db: env.DB, bucket: env.DOCUMENTS, trigger: "cli", now, ...settings });
         return Response.json({ ...backupResponse(summary), manifest });
       }
       if (request.method === "POST" && url.pathname === "/drill") {

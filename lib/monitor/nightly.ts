@@ -24,11 +24,9 @@ import {
   isBackupError,
   runScheduledBackup,
   tryLogActivity,
-  type AgeEncryption,
-  type OffsiteStep,
   type ParsedRetention,
+  type RunSettings,
   type ScheduledRunResult,
-  type SigningKey,
 } from "../backup";
 import { runRestoreDrill, type DrillBudget, type DrillResult } from "../drill";
 import { buildAlertPayload, sendAlert, type AlertDelivery, type AlertInput, type AlertKind, type AlertWebhook } from "./alerts";
@@ -160,21 +158,13 @@ export async function alertNightlyFailure(opts: FailureAlertOptions): Promise<Al
   );
 }
 
-export interface NightlyOptions extends DeliveryOptions {
+export interface NightlyOptions extends DeliveryOptions, RunSettings {
   db: D1Database;
   bucket: R2Bucket;
   /** ALERT_WEBHOOK_URL as parsed by the entry point (parseAlertWebhook): no URL = no alerts. */
   alertWebhook: AlertWebhook;
   /** Names the backup and is the "cron time" health is assessed at; the real clock by default. */
   now?: Date;
-  /** BACKUP_SIGNING_KEY as parsed by the entry point; null: the backup is made unsigned. */
-  signingKey?: SigningKey | null;
-  /** BACKUP_LEASE_TTL_SECONDS as parsed by the entry point; undefined: the default. */
-  leaseTtlMs?: number;
-  /** BACKUP_AGE_RECIPIENTS as parsed by the entry point; null: the object is plain gzip. */
-  encryption?: AgeEncryption | null;
-  /** The off-site copy step (lib/offsite offsiteStep) bound to the entry point's OFFSITE_S3_*; null: off. */
-  offsite?: OffsiteStep | null;
   /**
    * The restore drill after the backup (cron Worker only): RESTORE_DRILL_DB (null: not configured,
    * logged as skipped) and RESTORE_DRILL_MAX_QUERIES as parsed. Absent: no drill is attempted.

@@ -64,6 +64,9 @@ export interface OffsiteCopyOptions {
   client?: OffsiteClientOptions;
 }
 
+/** A signed manifest can take the copy's record only where it can be signed again; else it stays as it is. */
+const canRecord = (m: Manifest, signingKey: SigningKey | null | undefined) => !m.signature || !!signingKey;
+
 const copiedHere = (m: Manifest, c: OffsiteConfig) => hasVerifiedOffsite(m) && m.offsite!.endpointHost === c.endpointHost && m.offsite!.bucket === c.bucket;
 
 export async function copyMissingToOffsite(opts: OffsiteCopyOptions): Promise<OffsiteCopyReport> {
@@ -97,8 +100,7 @@ export async function copyMissingToOffsite(opts: OffsiteCopyOptions): Promise<Of
     await fail(opts.newest ?? null, e);
     return report;
   }
-  // A signed manifest can only take the record if it can be signed again; else it stays as it is.
-  const recordable = pending.filter((b) => !b.manifest.signature || opts.signingKey);
+  const recordable = pending.filter((b) => canRecord(b.manifest, opts.signingKey));
   if (recordable.length < pending.length) {
     report.warnings.push(`${pending.length - recordable.length} signed backup(s) are not copied off-site: BACKUP_SIGNING_KEY is not set, so their manifests cannot record the copy`);
   }
@@ -129,6 +131,10 @@ async function copyOne(client: OffsiteClient, opts: OffsiteCopyOptions, entry: B
   // The stored text, byte for byte: the off-site manifest is the one that was signed when the backup was sealed.
   const manifestText = await manifestObj.text();
   const manifest = parseManifest(manifestText, keys.manifest);
+  // Read again since the listing: refuse before copying anything rather than break a signature after.
+  if (!canRecord(manifest, opts.signingKey)) {
+    throw new BackupError("CONFIG_ERROR", `the copy cannot be recorded: ${keys.manifest} is signed and BACKUP_SIGNING_KEY is not set here`);
+  }
   // The object the manifest names: `.sql.gz`, or `.sql.gz.age` when it was encrypted.
   const r2Key = manifest.object.key;
   const objectKey = offsiteKeyFor(config, r2Key);
@@ -156,10 +162,6 @@ async function copyOne(client: OffsiteClient, opts: OffsiteCopyOptions, entry: B
   const offsite = { endpointHost: config.endpointHost, bucket: config.bucket, key: objectKey, manifestKey, sha256: got.sha256, verifiedAt: new Date().toISOString() };
   const recorded: Manifest = { ...manifest, offsite };
   // Re-signed: the signature covers everything but itself, the record included.
-  // A signed manifest changed without the key would no longer verify: refuse rather than break it.
-  if (manifest.signature && !opts.signingKey) {
-    throw new BackupError("CONFIG_ERROR", `the copy is verified but cannot be recorded: ${keys.manifest} is signed and BACKUP_SIGNING_KEY is not set here`);
-  }
   recorded.signature = manifest.signature && opts.signingKey ? await signManifest(recorded, opts.signingKey) : manifest.signature;
   try {
     await opts.bucket.put(keys.manifest, JSON.stringify(recorded, null, 2), { httpMetadata: { contentType: "application/json" } });

@@ -3,7 +3,7 @@
 // ListObjectsV2 and DELETE. Requests are retried with exponential backoff on 5xx, 429 and network
 // errors; any other answer (403 above all) fails at once: retrying a refused key only delays the alert.
 import { AwsClient } from "aws4fetch";
-import { createSha256 } from "../backup";
+import { createSha256, partsOf } from "../backup";
 import { BackupError, errorMessage, isBackupError } from "../errors";
 import type { OffsiteConfig } from "./config";
 
@@ -193,8 +193,6 @@ export class OffsiteClient {
     const reader = source.getReader();
     const hash = createSha256();
     let size = 0;
-    let buf = new Uint8Array(this.partSize);
-    let fill = 0;
     let uploadId: string | null = null;
     const etags: string[] = [];
     const check = async () => {
@@ -218,35 +216,26 @@ export class OffsiteClient {
       etags.push(etag);
     };
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        await hash.update(value);
-        size += value.length;
-        for (let off = 0; off < value.length; ) {
-          const n = Math.min(this.partSize - fill, value.length - off);
-          buf.set(value.subarray(off, off + n), fill);
-          fill += n;
-          off += n;
-          if (fill === this.partSize) {
-            await sendPart(buf);
-            buf = new Uint8Array(this.partSize);
-            fill = 0;
-          }
+      for await (const { bytes, final } of partsOf(reader, this.partSize)) {
+        await hash.update(bytes);
+        size += bytes.length;
+        if (final && uploadId === null) {
+          // Smaller than one part: a plain PUT.
+          const sha256 = await check();
+          await this.putObject(key, bytes, opts.contentType);
+          return { size, sha256, parts: 0 };
         }
+        if (!final || bytes.length > 0) await sendPart(bytes);
       }
-      if (uploadId === null) {
-        const sha256 = await check();
-        await this.putObject(key, buf.slice(0, fill), opts.contentType);
-        return { size, sha256, parts: 0 };
-      }
-      if (fill > 0) await sendPart(buf.slice(0, fill));
+      // partsOf always ends with a final part, which either PUT the object or followed a sent one.
+      const id = uploadId as string | null;
+      if (id === null) throw new BackupError("INTERNAL", `off-site upload of ${key}: no final part`);
       const sha256 = await check();
       const xml =
         "<CompleteMultipartUpload>" +
         etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${escapeXml(e)}</ETag></Part>`).join("") +
         "</CompleteMultipartUpload>";
-      const res = await this.request(`complete upload of ${key}`, this.url(key, `uploadId=${encodeURIComponent(uploadId)}`), {
+      const res = await this.request(`complete upload of ${key}`, this.url(key, `uploadId=${encodeURIComponent(id)}`), {
         method: "POST",
         body: xml,
         headers: { "content-type": "application/xml" },

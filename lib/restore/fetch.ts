@@ -18,10 +18,9 @@ export type BackupSource =
   | { kind: "local"; name: string; persistTo?: string; bucket?: string }
   /** The real bucket, through wrangler (needs a Cloudflare login or API token). */
   | { kind: "remote"; name: string; bucket?: string }
-  /** A `.sql.gz`, `.sql.gz.age` or plain `.sql` file on disk, with its manifest (default: beside it). */
   /** The off-site copy (OFFSITE_S3_*), read over S3 with no Cloudflare at all. */
   | { kind: "offsite"; name: string; config: OffsiteConfig }
-  /** A `.sql.gz` or plain `.sql` file on disk, with its manifest (default: beside it). */
+  /** A `.sql.gz`, `.sql.gz.age` or plain `.sql` file on disk, with its manifest (default: beside it). */
   | { kind: "file"; file: string; manifestFile?: string; name?: string; noManifest?: boolean };
 
 export interface FetchedBackup {
@@ -100,39 +99,71 @@ export async function fetchBackup(source: BackupSource, workDir: string, reporte
   return source.kind === "local" ? fromLocalR2(name, source, workDir, reporter) : fromRemote(name, source, workDir, reporter);
 }
 
+/** A bucket a backup is read from (local R2 or the off-site S3 bucket) and how it says what is missing. */
+interface BackupStoreReader {
+  where: string;
+  /** The key in this bucket of a backup's R2 key. */
+  key(r2Key: string): string;
+  text(key: string): Promise<string | null>;
+  exists(key: string): Promise<boolean>;
+  body(key: string): Promise<{ body: AsyncIterable<Uint8Array>; size: number } | null>;
+  missingManifest(manifestKey: string, objectExists: boolean): BackupError;
+  missingObject(objectKey: string): BackupError;
+}
+
+/** The manifest, then the object it names (plain or age form), streamed to a file in workDir. */
+async function fromStore(name: string, store: BackupStoreReader, workDir: string, reporter: Reporter): Promise<FetchedBackup> {
+  const manifestKey = store.key(keysFor(name).manifest);
+  const manifestText = await store.text(manifestKey);
+  if (manifestText === null) {
+    const heads = await Promise.all(allObjectKeysFor(name).objects.map((k) => store.exists(store.key(k))));
+    throw store.missingManifest(manifestKey, heads.some(Boolean));
+  }
+  const r2Key = objectKeyOf(name, manifestText);
+  const objectKey = store.key(r2Key);
+  const obj = await store.body(objectKey);
+  if (!obj) throw store.missingObject(objectKey);
+  const objectFile = path.join(workDir, objectFileName(r2Key));
+  const objectHash = await download(obj.body, objectFile, obj.size, reporter);
+  return {
+    name,
+    origin: store.where,
+    key: objectKey,
+    objectFile,
+    plainFile: null,
+    objectHash,
+    manifestText,
+    manifestOrigin: `${manifestKey} in ${store.where}`,
+  };
+}
+
 async function fromLocalR2(
   name: string,
   source: { persistTo?: string; bucket?: string },
   workDir: string,
   reporter: Reporter,
 ): Promise<FetchedBackup> {
-  const keys = keysFor(name);
   const where = `the local R2 state${source.persistTo ? ` in ${source.persistTo}` : " (.wrangler/state)"}`;
   const platform = await openLocalPlatform({ persistTo: source.persistTo });
   try {
     const bucket = platform.env.DOCUMENTS;
-    const manifestObj = await bucket.get(keys.manifest);
-    if (!manifestObj) {
-      const heads = await Promise.all(allObjectKeysFor(name).objects.map((k) => bucket.head(k)));
-      throw missingManifest(name, where, heads.some(Boolean));
-    }
-    const manifestText = await manifestObj.text();
-    const objectKey = objectKeyOf(name, manifestText);
-    const obj = await bucket.get(objectKey);
-    if (!obj) throw missingObject(name, where, objectKey);
-
-    const objectFile = path.join(workDir, objectFileName(objectKey));
-    const objectHash = await download(obj.body as unknown as AsyncIterable<Uint8Array>, objectFile, obj.size, reporter);
-    return {
+    return await fromStore(
       name,
-      origin: where,
-      key: objectKey,
-      objectFile,
-      plainFile: null,
-      objectHash,
-      manifestText,
-      manifestOrigin: `${keys.manifest} in ${where}`,
-    };
+      {
+        where,
+        key: (k) => k,
+        text: async (k) => (await bucket.get(k))?.text() ?? null,
+        exists: async (k) => !!(await bucket.head(k)),
+        body: async (k) => {
+          const obj = await bucket.get(k);
+          return obj && { body: obj.body as unknown as AsyncIterable<Uint8Array>, size: obj.size };
+        },
+        missingManifest: (_key, objectExists) => missingManifest(name, where, objectExists),
+        missingObject: (key) => missingObject(name, where, key),
+      },
+      workDir,
+      reporter,
+    );
   } catch (e) {
     if (e instanceof BackupError) throw e;
     throw new BackupError("STORAGE_ERROR", `reading backup ${name} from ${where} failed: ${errorMessage(e)}`, { cause: e });
@@ -160,39 +191,34 @@ async function download(body: AsyncIterable<Uint8Array>, file: string, total: nu
 }
 
 async function fromOffsite(name: string, config: OffsiteConfig, workDir: string, reporter: Reporter): Promise<FetchedBackup> {
-  const keys = keysFor(name);
   const client = new OffsiteClient(config);
   const where = `the off-site bucket ${client.where}`;
-  const manifestKey = offsiteKeyFor(config, keys.manifest);
   const hint = "the dashboard's off-site column shows which backups have a verified copy";
-  const manifestText = await client.getText(manifestKey);
-  if (manifestText === null) {
-    const heads = await Promise.all(allObjectKeysFor(name).objects.map((k) => client.headObject(offsiteKeyFor(config, k))));
-    const head = heads.some(Boolean);
-    throw new BackupError(
-      "NOT_FOUND",
-      `missing manifest: ${manifestKey} was not found in ${where}` +
-        (head ? ", but the backup object exists: its copy is incomplete (the run that copied it failed before the manifest); pick another backup" : `, and there is no backup object either: no such backup there (${hint})`),
-      { details: { check: "manifest-present", name, key: manifestKey } },
-    );
-  }
-  // Plain or age form, as the manifest says (verifyBackup checks the manifest itself).
-  const r2Key = objectKeyOf(name, manifestText);
-  const objectKey = offsiteKeyFor(config, r2Key);
-  const obj = await client.getObject(objectKey);
-  if (!obj) throw new BackupError("NOT_FOUND", `backup object ${objectKey} was not found in ${where} (${hint})`, { details: { check: "object-present", name, key: objectKey } });
-  const objectFile = path.join(workDir, objectFileName(r2Key));
-  const objectHash = await download(obj.body as unknown as AsyncIterable<Uint8Array>, objectFile, obj.size, reporter);
-  return {
+  return fromStore(
     name,
-    origin: where,
-    key: objectKey,
-    objectFile,
-    plainFile: null,
-    objectHash,
-    manifestText,
-    manifestOrigin: `${manifestKey} in ${where}`,
-  };
+    {
+      where,
+      key: (k) => offsiteKeyFor(config, k),
+      text: (k) => client.getText(k),
+      exists: async (k) => !!(await client.headObject(k)),
+      body: async (k) => {
+        const obj = await client.getObject(k);
+        return obj && { body: obj.body as unknown as AsyncIterable<Uint8Array>, size: obj.size };
+      },
+      missingManifest: (key, objectExists) =>
+        new BackupError(
+          "NOT_FOUND",
+          `missing manifest: ${key} was not found in ${where}` +
+            (objectExists
+              ? ", but the backup object exists: its copy is incomplete (the run that copied it failed before the manifest); pick another backup"
+              : `, and there is no backup object either: no such backup there (${hint})`),
+          { details: { check: "manifest-present", name, key } },
+        ),
+      missingObject: (key) => new BackupError("NOT_FOUND", `backup object ${key} was not found in ${where} (${hint})`, { details: { check: "object-present", name, key } }),
+    },
+    workDir,
+    reporter,
+  );
 }
 
 /** `wrangler r2 object get BUCKET/KEY --remote --file F`, with a NOT_FOUND for a missing key. */

@@ -1,7 +1,7 @@
 // Admin backup API: POST = back up now, GET = list, DELETE = retention cleanup (?dry_run=1 previews).
 import { z } from "zod";
 import { backupResponse, cleanupResponse, listBackups, listResponse, runBackup, runCleanup } from "../../../../lib/backup";
-import { getAgeEncryption, getLeaseTtlMs, getOffsiteStep, getRetentionPolicy, getSigningKey } from "../../../../lib/env";
+import { getLeaseTtlMs, getRetentionPolicy, getRunSettings } from "../../../../lib/env";
 import { adminRoute, flag } from "../../../../lib/http";
 
 export const runtime = "edge";
@@ -12,7 +12,7 @@ const noQuery = z.object({}).strict();
 const deleteQuery = z.object({ dry_run: flag.optional() }).strict();
 
 export const POST = adminRoute("POST /api/admin/backup", { query: noQuery }, async ({ actor, bindings }) => {
-  const { summary } = await runBackup({ ...bindings, actor, trigger: "manual", signingKey: await getSigningKey(), leaseTtlMs: getLeaseTtlMs(), encryption: getAgeEncryption(), offsite: getOffsiteStep() });
+  const { summary } = await runBackup({ ...bindings, actor, trigger: "manual", ...(await getRunSettings()) });
   return backupResponse(summary);
 });
 

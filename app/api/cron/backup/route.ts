@@ -3,7 +3,7 @@
 // Fails closed: without a usable CRON_SECRET every call is refused with the same 401 as a wrong
 // secret (an anonymous caller learns nothing about the configuration); the log says what is wrong.
 import { backupResponse, cleanupResponse } from "../../../../lib/backup";
-import { getAgeEncryption, getAlertWebhook, getLeaseTtlMs, getOffsiteStep, getRetentionSetting, getSigningKey } from "../../../../lib/env";
+import { getAlertWebhook, getRetentionSetting, getRunSettings } from "../../../../lib/env";
 import { cronRoute } from "../../../../lib/http";
 import { runNightly } from "../../../../lib/monitor";
 
@@ -15,10 +15,7 @@ export const GET = cronRoute("GET /api/cron/backup", {}, async ({ bindings }) =>
   const { backup, cleanup } = await runNightly({
     ...bindings,
     alertWebhook: getAlertWebhook(),
-    signingKey: await getSigningKey(),
-    leaseTtlMs: getLeaseTtlMs(),
-    encryption: getAgeEncryption(),
-    offsite: getOffsiteStep(),
+    ...(await getRunSettings()),
     retention: getRetentionSetting(),
   });
   return { success: true, backup: backupResponse(backup.summary).backup, cleanup: cleanupResponse(cleanup) };
