@@ -2,7 +2,7 @@
 // runner: workerd with nodejs_compat; Node), level 1: measured at a third of CompressionStream's
 // CPU (fixed at zlib's level 6) for about a quarter more bytes, and gzip is the largest cost of a
 // backup after reading D1 (docs/benchmarks.md). Elsewhere (the Pages build) CompressionStream.
-// node:zlib is looked up at run time, never imported: Next's edge bundler refuses node: imports.
+import { nodeBuiltin } from "./node-builtin";
 
 /** zlib's fastest level. */
 export const GZIP_LEVEL = 1;
@@ -19,14 +19,7 @@ interface NodeGzip {
 type CreateGzip = (options: { level: number }) => NodeGzip;
 
 function nodeCreateGzip(): CreateGzip | null {
-  const get = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule;
-  if (typeof get !== "function") return null;
-  try {
-    const zlib = get("node:zlib") as { createGzip?: CreateGzip } | undefined;
-    return typeof zlib?.createGzip === "function" ? zlib.createGzip : null;
-  } catch {
-    return null;
-  }
+  return nodeBuiltin<{ createGzip: CreateGzip }>("node:zlib", (m) => typeof m.createGzip === "function")?.createGzip ?? null;
 }
 
 /** Which gzip a stream from gzipStream() uses here (for the benchmark's report). */

@@ -1,8 +1,10 @@
 // Incremental SHA-256 that uses the runtime's native digest where there is one (workerd's
-// crypto.DigestStream, several times faster than JS) and a pure-JS fallback elsewhere (Node CLIs
-// through getPlatformProxy), so the library needs no Node-only import in the edge bundle.
+// crypto.DigestStream; Node's node:crypto, looked up at run time like node:zlib in gzip.ts, for
+// CLIs and tests through getPlatformProxy), several times faster than JS, and a pure-JS fallback
+// elsewhere, so the library needs no Node-only import in the edge bundle.
 import { sha256 } from "@noble/hashes/sha256";
 import { bytesToHex } from "@noble/hashes/utils";
+import { nodeBuiltin } from "./node-builtin";
 
 export interface Sha256Stream {
   update(bytes: Uint8Array): Promise<void>;
@@ -25,6 +27,16 @@ export function createSha256(): Sha256Stream {
       },
     };
   }
+  const nodeHash = nodeCreateHash();
+  if (nodeHash) {
+    const h = nodeHash("sha256");
+    return {
+      update: async (bytes) => {
+        h.update(bytes);
+      },
+      hex: async () => h.digest("hex"),
+    };
+  }
   const h = sha256.create();
   return {
     update: async (bytes) => {
@@ -32,4 +44,10 @@ export function createSha256(): Sha256Stream {
     },
     hex: async () => bytesToHex(h.digest()),
   };
+}
+
+type CreateHash = (algorithm: string) => { update(bytes: Uint8Array): void; digest(encoding: "hex"): string };
+
+function nodeCreateHash(): CreateHash | null {
+  return nodeBuiltin<{ createHash: CreateHash }>("node:crypto", (m) => typeof m.createHash === "function")?.createHash ?? null;
 }

@@ -4,3 +4,4 @@ export { DEFAULT_PERSIST_TO, openLocalPlatform, PROJECT_ROOT, type LocalPlatform
 export { startLocalWorker, type LocalWorker } from "./runner";
 export { localSetting } from "./settings";
 export { localD1File, localD1Files, WRANGLER_BIN, wranglerEnv } from "./wrangler";
+export { bestOf, readEveryRow } from "./floor";

@@ -26,9 +26,8 @@ import {
 } from "../backup";
 import { offsiteStep, parseOffsiteConfig } from "../offsite";
 import { parseDrillBudget, runRestoreDrill } from "../drill";
-import { keyAlias, quoteIdent, rowQuery } from "../sql";
-
-const PROFILE_PAGE_ROWS = 10_000;
+import { keyAlias, rowQuery } from "../sql";
+import { bestOf, FLOOR_PAGE_ROWS, readEveryRow } from "./floor";
 
 interface Env {
   DB: D1Database;
@@ -115,41 +114,16 @@ export default {
  */
 async function profile(db: D1Database): Promise<Record<string, number | string>> {
   const schema = await readSchema(db);
-  // Best of three: one read of a whole table makes a garbage-heavy result whose time varies ±30 %.
-  const bestOf3 = async (read: () => Promise<void>) => {
-    let best = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const t0 = Date.now();
-      await read();
-      best = Math.min(best, Date.now() - t0);
-    }
-    return best;
-  };
-  const selectAllMs = await bestOf3(async () => {
-    for (const table of schema.tables) await db.prepare(`SELECT * FROM ${quoteIdent(table.name)}`).raw();
-  });
-  // The same rows in pages of 10,000 by rowid, as a dump reads them (no giant result): often faster still.
-  const selectPagedMs = await bestOf3(async () => {
-    for (const table of schema.tables) {
-      if (!table.rowidKey) {
-        await db.prepare(`SELECT * FROM ${quoteIdent(table.name)}`).raw();
-        continue;
-      }
-      const sql = `SELECT ${table.rowidKey} AS d1b_r, * FROM ${quoteIdent(table.name)} WHERE ${table.rowidKey} > ?1 ORDER BY ${table.rowidKey} LIMIT ${PROFILE_PAGE_ROWS}`;
-      for (let after = Number.MIN_SAFE_INTEGER; ; ) {
-        const rows = await db.prepare(sql).bind(after).raw();
-        if (rows.length < PROFILE_PAGE_ROWS) break;
-        after = rows[rows.length - 1][0] as number;
-      }
-    }
-  });
+  // The faster of the two is the floor (the bench takes the minimum).
+  const selectAllMs = await bestOf(3, () => readEveryRow(db, schema.tables, "whole"));
+  const selectPagedMs = await bestOf(3, () => readEveryRow(db, schema.tables, "paged"));
   // Our own read queries (exact literals built inside SQLite), in pages, with nothing done to the rows.
-  const oursReadMs = await bestOf3(async () => {
+  const oursReadMs = await bestOf(3, async () => {
     for (const table of schema.tables) {
       const q = rowQuery(table);
       for (let after: string[] | null = null; ; ) {
-        const rows: Record<string, string>[] = (await db.prepare(q.sql(after, PROFILE_PAGE_ROWS)).all<Record<string, string>>()).results;
-        if (rows.length < PROFILE_PAGE_ROWS) break;
+        const rows: Record<string, string>[] = (await db.prepare(q.sql(after, FLOOR_PAGE_ROWS)).all<Record<string, string>>()).results;
+        if (rows.length < FLOOR_PAGE_ROWS) break;
         const last: Record<string, string> = rows[rows.length - 1];
         after = Array.from({ length: q.keyCount }, (_, i) => String(last[keyAlias(i)]));
       }

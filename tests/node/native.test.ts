@@ -1,9 +1,11 @@
-// lib/backup/gzip.ts: the backup's gzip stage gives back every byte, on node:zlib (level 1) and
-// on the CompressionStream fallback (the Pages build, where node:zlib is not reachable).
-import { randomBytes } from "node:crypto";
+// Node built-ins the library looks up at run time (lib/backup/node-builtin.ts): the backup's gzip
+// stage gives back every byte on node:zlib (level 1) and on the CompressionStream fallback (the
+// Pages build, where node:zlib is not reachable); SHA-256 is the same on node:crypto and on the
+// pure-JS fallback.
+import { createHash, randomBytes } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
-import { gzipKind, gzipStream } from "../../lib/backup";
+import { createSha256, gzipKind, gzipStream } from "../../lib/backup";
 
 /** Pipes chunks through a fresh gzipStream(), reading slowly, and returns the gzip bytes. */
 async function gzipChunks(chunks: Uint8Array[]): Promise<Buffer> {
@@ -62,5 +64,26 @@ describe("gzipStream", () => {
     const gz = await gzipChunks([]);
     expect(gz.length).toBeGreaterThan(0);
     expect(gunzipSync(gz).length).toBe(0);
+  });
+});
+
+describe("createSha256", () => {
+  const getBuiltinModule = process.getBuiltinModule;
+  afterEach(() => {
+    process.getBuiltinModule = getBuiltinModule;
+  });
+
+  const digest = async (pieces: Uint8Array[]) => {
+    const h = createSha256();
+    for (const p of pieces) await h.update(p);
+    return h.hex();
+  };
+
+  it("hashes pieces like node:crypto hashes the whole, natively and on the JS fallback", async () => {
+    const pieces = [randomBytes(1), new Uint8Array(0), randomBytes(70_000), randomBytes(3)];
+    const expected = createHash("sha256").update(concat(pieces)).digest("hex");
+    expect(await digest(pieces)).toBe(expected);
+    process.getBuiltinModule = undefined as unknown as typeof process.getBuiltinModule;
+    expect(await digest(pieces)).toBe(expected);
   });
 });
