@@ -1,7 +1,7 @@
 // The gzip stage of a backup. Where the runtime has node:zlib (the cron Worker and the local
-// runner: workerd with nodejs_compat; Node), level 1: measured at a third of CompressionStream's
-// CPU (fixed at zlib's level 6) for about a quarter more bytes, and gzip is the largest cost of a
-// backup after reading D1 (docs/benchmarks.md). Elsewhere (the Pages build) CompressionStream.
+// runner: workerd with nodejs_compat; Node), level 1: a third of CompressionStream's CPU (fixed
+// at zlib's level 6) for a fifth more bytes (+21 % on the 1M-row portal); gzip was the largest
+// cost after reading D1 (docs/benchmarks.md). Elsewhere (the Pages build) CompressionStream.
 import { nodeBuiltin } from "./node-builtin";
 
 /** zlib's fastest level. */
