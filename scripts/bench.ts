@@ -1,6 +1,7 @@
 // `npm run bench [-- --smoke | --sizes 10000,100000,1000000] [--restore-timeout 600]`: our backup side by side with
 // `sqlite3 .dump` and `wrangler d1 export` on the same local database, plus restore times, and
-// peak memory of every process involved, and what age encryption (BACKUP_AGE_RECIPIENTS) adds.
+// peak memory of every process involved, what age encryption (BACKUP_AGE_RECIPIENTS) adds, and the
+// memory of backing up values at D1's 2 MB limit.
 // Writes docs/benchmarks.md.
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -212,6 +213,53 @@ async function acrossProcesses(persistTo: string): Promise<Row["across"]> {
   }
 }
 
+/** Applies the portal's migrations to a new local D1 under persistTo; returns its SQLite file. */
+function migratedDatabase(persistTo: string): string {
+  const applied = spawnSync(WRANGLER_BIN, ["d1", "migrations", "apply", DATABASE_NAME, "--local", "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, encoding: "utf8" });
+  if (applied.status !== 0) throw new Error(`migrations failed: ${applied.stderr}`);
+  return localD1File(persistTo);
+}
+
+/** Values of 1,990,000 bytes (D1 allows 2,000,000): half random BLOBs, half TEXT of apostrophes (twice as long quoted). */
+const LARGE_VALUE_BYTES = 1_990_000;
+const LARGE_VALUE_COUNTS = [4, 64];
+
+interface Large {
+  values: number;
+  dbMb: number;
+  backupMs: number;
+  sqlMb: number;
+  peakChildKb: number;
+}
+
+/**
+ * A backup of the empty portal plus `count` values at D1's limit. Each is read in slices and
+ * written piece by piece, so the dump's peak memory must not grow with how many there are.
+ */
+async function largeValues(count: number, work: string): Promise<Large> {
+  const persistTo = path.join(work, `large-${count}`, ".wrangler", "state");
+  log(`\n== ${count} values of ${LARGE_VALUE_BYTES} bytes: our backup`);
+  const dbFile = migratedDatabase(persistTo);
+  // Written with sqlite3 straight into the local D1 file: no D1 statement could carry them.
+  const filled = spawnSync(
+    "sqlite3",
+    [
+      dbFile,
+      `CREATE TABLE bench_large_values (id INTEGER PRIMARY KEY, v);
+       WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${count})
+       INSERT INTO bench_large_values (v)
+         SELECT CASE i % 2 WHEN 1 THEN randomblob(${LARGE_VALUE_BYTES}) ELSE replace(hex(zeroblob(${LARGE_VALUE_BYTES / 2})), '0', '''') END FROM n;
+       PRAGMA wal_checkpoint(TRUNCATE);`,
+    ],
+    { encoding: "utf8" },
+  );
+  if (filled.status !== 0) throw new Error(`filling bench_large_values failed: ${filled.stderr}`);
+  const { run, manifest } = await cliBackup(persistTo);
+  const backedUp = manifest.tables.find((t) => t.name === "bench_large_values")?.rows;
+  if (backedUp !== count) throw new Error(`the backup holds ${backedUp} of ${count} large values`);
+  return { values: count, dbMb: mb(fs.statSync(dbFile).size), backupMs: manifest.durationMs, sqlMb: mb(manifest.sql.size), peakChildKb: run.peakChildKb };
+}
+
 async function benchSize(rows: number, work: string, restoreTimeoutMs: number): Promise<Row> {
   // `wrangler d1 export --local` has no --persist-to: it reads <config dir>/.wrangler/state, so each
   // size gets its own copy of the config with the state beside it.
@@ -227,10 +275,9 @@ async function benchSize(rows: number, work: string, restoreTimeoutMs: number): 
       .replace(/pages_build_output_dir = ".*"\n/, ""),
   );
   log(`\n== ${rows} rows: migrate + seed`);
-  spawnSync(WRANGLER_BIN, ["d1", "migrations", "apply", DATABASE_NAME, "--local", "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, stdio: "ignore" });
+  const dbFile = migratedDatabase(persistTo);
   const seeded = spawnSync(path.join(BIN, "tsx"), ["scripts/seed.ts", "--rows", String(rows), "--persist-to", persistTo], { cwd: PROJECT_ROOT, env: ENV, encoding: "utf8" });
   if (seeded.status !== 0) throw new Error(`seed failed: ${seeded.stderr}`);
-  const dbFile = localD1File(persistTo);
   spawnSync("sqlite3", [dbFile, "PRAGMA wal_checkpoint(TRUNCATE);"]);
   const dbMb = mb(fs.statSync(dbFile).size);
 
@@ -306,7 +353,7 @@ function log(s: string) {
   process.stderr.write(`${s}\n`);
 }
 
-function report(rows: Row[], smoke: boolean): string {
+function report(rows: Row[], large: Large[], smoke: boolean): string {
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   const lines = [
     "# Benchmarks",
@@ -399,6 +446,21 @@ function report(rows: Row[], smoke: boolean): string {
     ...rows.map((r) => `| ${r.rows} | ${fmt(r.across.floorMs / 1000, 2)} | ${fmt(r.across.backupMs / 1000, 2)} | ${fmt(r.across.backupMs / r.across.floorMs, 2)} |`),
     "",
   );
+  const [few, many] = [large[0], large[large.length - 1]];
+  lines.push(
+    "## Values at D1's limit",
+    "",
+    `The empty portal plus a table of values of ${LARGE_VALUE_BYTES.toLocaleString("en-US")} bytes, half random BLOBs, half TEXT of`,
+    "apostrophes, each read in 512 KiB slices and written as a staged row completed piece by piece. The dump holds",
+    "the slice being written and the next one, never a whole value set: its peak must not grow with their number.",
+    "",
+    "| values | DB MB | ours backup s | ours SQL MB | peak workerd MB |",
+    "| ---: | ---: | ---: | ---: | ---: |",
+    ...large.map((l) => `| ${l.values} | ${fmt(l.dbMb)} | ${fmt(l.backupMs / 1000, 2)} | ${fmt(l.sqlMb)} | ${fmt(l.peakChildKb / 1024)} |`),
+    "",
+    `Peak memory of workerd, ${many.values} vs ${few.values} values: ${fmt(many.peakChildKb / few.peakChildKb, 2)}× (target ≤ 1.5×).`,
+    "",
+  );
   if (rows.length > 1) {
     const first = rows[0];
     const last = rows[rows.length - 1];
@@ -468,7 +530,9 @@ async function main() {
       // Each size's figures as they come: a long run that fails later still leaves them.
       log(`  ${JSON.stringify({ rows: row.rows, backupMs: row.ours.backupMs, sqliteDumpMs: Math.round(row.sqlite.ms), wranglerExportMs: Math.round(row.wrangler.ms), restoreOursMs: Math.round(row.restoreOursWrangler.ms), restoreTheirs: row.restoreWranglerExport.failed ?? Math.round(row.restoreWranglerExport.ms), encryptedBackupMs: row.encrypted.backupMs, peakWorkerdMb: Math.round(row.ours.peakChildKb / 1024), readFloorMs: floorMs(row.profile), oursOverFloor: +(row.ours.backupMs / floorMs(row.profile)).toFixed(2) })}`);
     }
-    const md = report(rows, values.smoke);
+    const large: Large[] = [];
+    for (const n of LARGE_VALUE_COUNTS) large.push(await largeValues(n, work));
+    const md = report(rows, large, values.smoke);
     // resolve, not join: the smoke report goes to the absolute temp dir, the full one into docs/.
     const out = values.out ?? path.resolve(PROJECT_ROOT, values.smoke ? path.join(work, "benchmarks.md") : "docs/benchmarks.md");
     fs.writeFileSync(out, md);
