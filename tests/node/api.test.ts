@@ -457,26 +457,39 @@ describe("admin backup API", () => {
     await expectClientDocumentsUntouched();
   });
 
-  it("concurrent POSTs: exactly one backup runs, the others get 409 (BACKUP_IN_PROGRESS with details.startedAt)", async () => {
+  it("concurrent POSTs: one backup at a time, and a POST that meets a running one gets 409 naming it", async () => {
+    // On noCron's own state, so the backups this makes do not shift main's retention counts below.
+    // When the three requests reach the lock is not the test's to choose: on a loaded machine one
+    // request has been seen to finish its backup before workerd read the next (CI, 2026-12-03).
+    // What must hold either way: each answer is a backup or a 409; every BACKUP_IN_PROGRESS names
+    // the start of a run that really made a backup; the list grows by exactly the 200s. That two
+    // callers racing for the lock get exactly one winner is proven in lock.test.ts, where the
+    // calls do overlap.
     const t = await token({ sub: "user_admin_race" });
     await nextSecond();
-    const before = (await main.request("/api/admin/backup", { headers: bearer(t) })).json().total;
-    const results = await Promise.all([1, 2, 3].map(() => main.request("/api/admin/backup", { method: "POST", headers: bearer(t) })));
+    const before = (await noCron.request("/api/admin/backup", { headers: bearer(t) })).json().total;
+    const results = await Promise.all([1, 2, 3].map(() => noCron.request("/api/admin/backup", { method: "POST", headers: bearer(t) })));
     const summary = results.map((r) => `${r.status} ${r.text.slice(0, 160)}`).join("\n");
-    expect(results.filter((r) => r.status === 200), summary).toHaveLength(1);
+    const made = results.filter((r) => r.status === 200).map((r) => r.json().backup as { key: string; timestamp: string });
+    expect(made.length, summary).toBeGreaterThanOrEqual(1);
+    expect(new Set(made.map((b) => b.key)).size, summary).toBe(made.length);
     const refused = results.filter((r) => r.status !== 200).map((r) => {
       expect(r.status, summary).toBe(409);
       return r.json().error as { code: string; details?: { startedAt?: string } };
     });
-    // Refused while the winner held the lock (BACKUP_IN_PROGRESS), or, for a request that reached
-    // the lock only after the winner released it, BACKUP_EXISTS under the same one-second name.
-    // Which one depends on timing; that exactly one backup was made does not.
-    for (const e of refused) expect(["BACKUP_IN_PROGRESS", "BACKUP_EXISTS"]).toContain(e.code);
-    expect((await main.request("/api/admin/backup", { headers: bearer(t) })).json().total).toBe(before + 1);
-    // Neither refusal is a failed run: the health's last run is the good backup.
-    const status = (await main.request("/api/admin/backup/status", { headers: bearer(t) })).json();
+    // Refused while a winner held the lock (BACKUP_IN_PROGRESS, naming that run's start), or, for
+    // a request that reached the lock only after the winner released it, BACKUP_EXISTS under the
+    // same one-second name.
+    for (const e of refused) {
+      expect(["BACKUP_IN_PROGRESS", "BACKUP_EXISTS"], summary).toContain(e.code);
+      if (e.code === "BACKUP_IN_PROGRESS") expect(made.map((b) => b.timestamp), summary).toContain(e.details?.startedAt);
+    }
+    expect((await noCron.request("/api/admin/backup", { headers: bearer(t) })).json().total).toBe(before + made.length);
+    // Neither refusal is a failed run: the health's last run is a good backup.
+    const status = (await noCron.request("/api/admin/backup/status", { headers: bearer(t) })).json();
     expect(status.health.lastRun).toMatchObject({ action: "database_backup_created", ok: true });
     expect(status.health.status).not.toBe("failing");
+    expect(activity(noCron, "database_backup_failed")).toEqual([]);
   });
 
   it("a run holding the lock: POST gets 409 BACKUP_IN_PROGRESS with the holder's startedAt", async () => {
