@@ -2,7 +2,6 @@
 // that `wrangler --local` uses. The CLIs and the benchmark call it: in workerd the dump reads D1
 // in-process and hashes natively, several times faster than driving the bindings from Node.
 import path from "node:path";
-import { unstable_startWorker } from "wrangler";
 import { DEFAULT_PERSIST_TO, PROJECT_ROOT } from "./platform";
 
 export interface LocalWorker {
@@ -16,6 +15,8 @@ export async function startLocalWorker(
   // Offline: do not let miniflare try to download the Request.cf placeholder.
   process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
   process.env.WRANGLER_SEND_METRICS ??= "false";
+  // Loaded on use: importing wrangler costs ~1.4 s (see openLocalPlatform).
+  const { unstable_startWorker } = await import("wrangler");
   const worker = await unstable_startWorker({
     config: opts.configPath ?? path.join(PROJECT_ROOT, "wrangler.toml"),
     entrypoint: path.join(PROJECT_ROOT, "lib", "local", "worker.ts"),
