@@ -462,13 +462,16 @@ describe("admin backup API", () => {
     // When the three requests reach the lock is not the test's to choose: on a loaded machine one
     // request has been seen to finish its backup before workerd read the next (CI, 2026-12-03).
     // What must hold either way: each answer is a backup or a 409; every BACKUP_IN_PROGRESS names
-    // the start of a run that really made a backup; the list grows by exactly the 200s. That two
+    // the start of a run of this burst (one that made a backup, or one that took the lock and then
+    // found the same one-second name taken); the list grows by exactly the 200s. That two
     // callers racing for the lock get exactly one winner is proven in lock.test.ts, where the
     // calls do overlap.
     const t = await token({ sub: "user_admin_race" });
     await nextSecond();
     const before = (await noCron.request("/api/admin/backup", { headers: bearer(t) })).json().total;
+    const sent = Date.now();
     const results = await Promise.all([1, 2, 3].map(() => noCron.request("/api/admin/backup", { method: "POST", headers: bearer(t) })));
+    const answered = Date.now();
     const summary = results.map((r) => `${r.status} ${r.text.slice(0, 160)}`).join("\n");
     const made = results.filter((r) => r.status === 200).map((r) => r.json().backup as { key: string; timestamp: string });
     expect(made.length, summary).toBeGreaterThanOrEqual(1);
@@ -477,12 +480,15 @@ describe("admin backup API", () => {
       expect(r.status, summary).toBe(409);
       return r.json().error as { code: string; details?: { startedAt?: string } };
     });
-    // Refused while a winner held the lock (BACKUP_IN_PROGRESS, naming that run's start), or, for
+    // Refused while another request held the lock (BACKUP_IN_PROGRESS, naming its start), or, for
     // a request that reached the lock only after the winner released it, BACKUP_EXISTS under the
     // same one-second name.
     for (const e of refused) {
       expect(["BACKUP_IN_PROGRESS", "BACKUP_EXISTS"], summary).toContain(e.code);
-      if (e.code === "BACKUP_IN_PROGRESS") expect(made.map((b) => b.timestamp), summary).toContain(e.details?.startedAt);
+      if (e.code !== "BACKUP_IN_PROGRESS") continue;
+      const startedAt = Date.parse(e.details?.startedAt ?? "");
+      expect(startedAt, summary).toBeGreaterThanOrEqual(sent);
+      expect(startedAt, summary).toBeLessThanOrEqual(answered);
     }
     expect((await noCron.request("/api/admin/backup", { headers: bearer(t) })).json().total).toBe(before + made.length);
     // Neither refusal is a failed run: the health's last run is a good backup.
@@ -513,11 +519,11 @@ describe("admin backup API", () => {
     expect(res.status, res.text).toBe(200);
     const body = res.json();
     expect(body).toMatchObject({ success: true, dry_run: true });
-    // 8 old + 2 new complete backups; the newest 7 are kept, the 3 oldest (2020) are outside every tier.
-    expect(body.deleted).toEqual([1, 2, 3].map((d) => `backups/database-2020-01-0${d}-02-00-00.sql.gz`));
-    expect(body.deleted_count).toBe(3);
+    // 8 old + the one POSTed above; the newest 7 are kept, the 2 oldest (2020) are outside every tier.
+    expect(body.deleted).toEqual([1, 2].map((d) => `backups/database-2020-01-0${d}-02-00-00.sql.gz`));
+    expect(body.deleted_count).toBe(2);
     expect(body.kept).toHaveLength(7);
-    // Why: one decision per backup, newest first; the two made today are today's daily, weekly and monthly.
+    // Why: one decision per backup, newest first; the one made today is today's daily, weekly and monthly.
     expect(body.policy).toEqual({ daily: 30, weekly: 12, monthly: 24, newest: 7 });
     expect(body.decisions.map((d: { key: string }) => d.key)).toEqual([...body.kept, ...[...body.deleted].reverse()]);
     const [newest, second, ...rest] = body.decisions;
@@ -525,13 +531,13 @@ describe("admin backup API", () => {
     expect(second).toMatchObject({ action: "keep", reasons: ["newest 7"] });
     expect(rest.map((d: { action: string; reasons: string[] }) => [d.action, d.reasons.join()])).toEqual([
       ...Array(5).fill(["keep", "newest 7"]),
-      ...Array(3).fill(["delete", ""]),
+      ...Array(2).fill(["delete", ""]),
     ]);
     // The 2020 leftover was written just now (R2 upload time): too fresh to count as abandoned.
     expect(body.incomplete_deleted).toEqual([]);
     expect(body.needs_attention).toEqual([]);
     const list = (await main.request("/api/admin/backup", { headers: bearer(t) })).json();
-    expect(list.total).toBe(10);
+    expect(list.total).toBe(9);
     expect(activity(main, "backup_cleanup_completed")).toEqual([]);
   });
 
@@ -540,7 +546,7 @@ describe("admin backup API", () => {
     for (const q of ["?dryrun=1", "?dry_run=yes", "?dry_run=1&dry_run=0", "?dry_run=1&force=1"]) {
       expectError(await main.request(`/api/admin/backup${q}`, { method: "DELETE", headers: bearer(t) }), 400, "INVALID_INPUT");
     }
-    expect((await main.request("/api/admin/backup", { headers: bearer(t) })).json().total).toBe(10);
+    expect((await main.request("/api/admin/backup", { headers: bearer(t) })).json().total).toBe(9);
   });
 
   it("DELETE applies retention: old backups go, fresh leftovers and client documents stay", async () => {
@@ -550,7 +556,7 @@ describe("admin backup API", () => {
     expect(Object.keys(body).sort()).toEqual(
       ["decisions", "deleted", "deleted_count", "dry_run", "incomplete_deleted", "kept", "needs_attention", "policy", "reference", "success"].sort(),
     );
-    expect(body).toMatchObject({ success: true, dry_run: false, deleted_count: 3 });
+    expect(body).toMatchObject({ success: true, dry_run: false, deleted_count: 2 });
     expect(body.incomplete_deleted).toEqual([]);
     const list = (await main.request("/api/admin/backup", { headers: bearer(await token()) })).json();
     expect(list.total).toBe(7);
@@ -603,8 +609,8 @@ describe("cron route (Bearer CRON_SECRET, constant-time check, fails closed)", (
     expect(body.backup.key).toMatch(BACKUP_KEY_RE);
     expect(body.cleanup).toMatchObject({ dry_run: false });
     expect(body.cleanup.deleted_count).toBe(body.cleanup.deleted.length);
-    // 8 complete before this run: the newest 7 are kept, the oldest remaining 2020 one goes.
-    expect(body.cleanup.deleted).toEqual(["backups/database-2020-01-04-02-00-00.sql.gz"]);
+    // 7 complete before this run, 8 with it: the newest 7 are kept, the oldest remaining 2020 one goes.
+    expect(body.cleanup.deleted).toEqual(["backups/database-2020-01-03-02-00-00.sql.gz"]);
     expect(Array.isArray(body.cleanup.incomplete_deleted)).toBe(true);
     const logged = activity(main, "scheduled_backup_completed");
     expect(logged).toHaveLength(1);
