@@ -449,6 +449,10 @@ function pageReader(db: D1Database, tables: TableInfo[], pageBytes: number, watc
       } else {
         pending = current.table + 1 < tables.length ? request(current.table + 1, null, FIRST_PAGE_ROWS) : null;
       }
+      // Let the next read go out now: workerd sends a request only when this isolate returns to
+      // its event loop, which formatting the page (microtasks only) never does. With D1 in another
+      // process the 1M-row backup took 12.9 s without this and 10.3 s with it (means of three runs).
+      if (pending) await new Promise((r) => setTimeout(r, 0));
       return { rows, last };
     },
   };
