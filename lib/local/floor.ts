@@ -1,7 +1,7 @@
 // The benchmark's D1 read floor: every row of every table read through the D1 binding with
 // `SELECT *` and nothing done with it, whole tables or in keyset pages by rowid (as a dump
 // reads). Shared by the in-workerd profile (worker.ts) and the Node side (D1 behind the proxy).
-import { quoteIdent, type TableInfo } from "../sql";
+import { keyAlias, quoteIdent, rowQuery, type TableInfo } from "../sql";
 
 export const FLOOR_PAGE_ROWS = 10_000;
 
@@ -16,6 +16,19 @@ export async function readEveryRow(db: D1Database, tables: TableInfo[], how: "wh
       const rows = await db.prepare(sql).bind(after).raw();
       if (rows.length < FLOOR_PAGE_ROWS) break;
       after = rows[rows.length - 1][0] as number;
+    }
+  }
+}
+
+/** Our own read queries (exact literals built inside SQLite) in keyset pages, nothing done with the rows. */
+export async function readOurQueries(db: D1Database, tables: TableInfo[]): Promise<void> {
+  for (const table of tables) {
+    const q = rowQuery(table);
+    for (let after: string[] | null = null; ; ) {
+      const rows: Record<string, string>[] = (await db.prepare(q.sql(after, FLOOR_PAGE_ROWS)).all<Record<string, string>>()).results;
+      if (rows.length < FLOOR_PAGE_ROWS) break;
+      const last: Record<string, string> = rows[rows.length - 1];
+      after = Array.from({ length: q.keyCount }, (_, i) => String(last[keyAlias(i)]));
     }
   }
 }

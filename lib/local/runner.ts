@@ -6,11 +6,19 @@ import { DEFAULT_PERSIST_TO, PROJECT_ROOT } from "./platform";
 
 export interface LocalWorker {
   call<T>(pathname: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: T }>;
+  /** Where the worker listens on 127.0.0.1 (another local worker can fetch it there). */
+  url: URL;
   dispose(): Promise<void>;
 }
 
 export async function startLocalWorker(
-  opts: { persistTo?: string; configPath?: string; secrets?: Record<string, string | undefined> } = {},
+  opts: {
+    persistTo?: string;
+    configPath?: string;
+    secrets?: Record<string, string | undefined>;
+    /** worker.ts (default), or the benchmark's D1 host (d1-host.ts): D1 in a workerd process of its own. */
+    entry?: "worker" | "d1-host";
+  } = {},
 ): Promise<LocalWorker> {
   // Offline: do not let miniflare try to download the Request.cf placeholder.
   process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
@@ -19,7 +27,7 @@ export async function startLocalWorker(
   const { unstable_startWorker } = await import("wrangler");
   const worker = await unstable_startWorker({
     config: opts.configPath ?? path.join(PROJECT_ROOT, "wrangler.toml"),
-    entrypoint: path.join(PROJECT_ROOT, "lib", "local", "worker.ts"),
+    entrypoint: path.join(PROJECT_ROOT, "lib", "local", `${opts.entry ?? "worker"}.ts`),
     // Secrets the CLI read (env or .dev.vars) are handed over explicitly: one source, not two.
     bindings: Object.fromEntries(
       Object.entries(opts.secrets ?? {})
@@ -35,7 +43,9 @@ export async function startLocalWorker(
     },
   });
   await worker.ready;
+  const url = await worker.url;
   return {
+    url,
     async call<T>(pathname: string, init: { method?: string; body?: unknown } = {}) {
       const res = await worker.fetch(`http://local${pathname}`, {
         method: init.method ?? "GET",

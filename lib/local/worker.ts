@@ -26,8 +26,8 @@ import {
 } from "../backup";
 import { offsiteStep, parseOffsiteConfig } from "../offsite";
 import { parseDrillBudget, runRestoreDrill } from "../drill";
-import { keyAlias, rowQuery } from "../sql";
-import { bestOf, FLOOR_PAGE_ROWS, readEveryRow } from "./floor";
+import { bestOf, readEveryRow, readOurQueries } from "./floor";
+import { remoteD1 } from "./remote-d1";
 
 interface Env {
   DB: D1Database;
@@ -94,6 +94,11 @@ export default {
       if (request.method === "POST" && url.pathname === "/profile") {
         return Response.json(await profile(env.DB));
       }
+      if (request.method === "POST" && url.pathname === "/across") {
+        // The benchmark with D1 in another workerd process (d1-host.ts at this URL).
+        const body = (await request.json()) as { d1Host: string };
+        return Response.json(await across(remoteD1(body.d1Host), env.DOCUMENTS));
+      }
       if (request.method === "GET" && url.pathname === "/list") {
         return Response.json(listResponse(await listBackups(env.DOCUMENTS)));
       }
@@ -108,6 +113,19 @@ export default {
 };
 
 /**
+ * The read floor (every row in keyset pages, `SELECT *`, nothing done with it), our own read
+ * queries alone, and our whole backup (consistency checked), all reading D1 in another process:
+ * there the next page is read while this one is formatted, gzipped, hashed and uploaded.
+ */
+async function across(db: D1Database, bucket: R2Bucket): Promise<{ floorMs: number; oursReadMs: number; backupMs: number }> {
+  const { tables } = await readSchema(db);
+  const floorMs = await bestOf(2, () => readEveryRow(db, tables, "paged"));
+  const oursReadMs = await bestOf(2, () => readOurQueries(db, tables));
+  const { manifest } = await backupDatabase({ db, bucket, trigger: "cli" });
+  return { floorMs, oursReadMs, backupMs: manifest.durationMs };
+}
+
+/**
  * Where a backup's time goes (for the benchmark): the floor of reading every row through the D1
  * API (`SELECT *`, nothing formatted), the dump generator alone (read + format), and gzip alone.
  * workerd's clock advances at I/O, which each step does plenty of.
@@ -118,17 +136,7 @@ async function profile(db: D1Database): Promise<Record<string, number | string>>
   const selectAllMs = await bestOf(3, () => readEveryRow(db, schema.tables, "whole"));
   const selectPagedMs = await bestOf(3, () => readEveryRow(db, schema.tables, "paged"));
   // Our own read queries (exact literals built inside SQLite), in pages, with nothing done to the rows.
-  const oursReadMs = await bestOf(3, async () => {
-    for (const table of schema.tables) {
-      const q = rowQuery(table);
-      for (let after: string[] | null = null; ; ) {
-        const rows: Record<string, string>[] = (await db.prepare(q.sql(after, FLOOR_PAGE_ROWS)).all<Record<string, string>>()).results;
-        if (rows.length < FLOOR_PAGE_ROWS) break;
-        const last: Record<string, string> = rows[rows.length - 1];
-        after = Array.from({ length: q.keyCount }, (_, i) => String(last[keyAlias(i)]));
-      }
-    }
-  });
+  const oursReadMs = await bestOf(3, () => readOurQueries(db, schema.tables));
 
   const stats: DumpStats = { tables: [], statements: 0, snapshot: { mode: "paged", atomic: false, databaseBytes: null, budgetBytes: 0 } };
   const chunks: Uint8Array[] = [];
