@@ -1,6 +1,6 @@
-// The benchmark's D1 read floor: every row of every table read through the D1 binding with
-// `SELECT *` and nothing done with it, whole tables or in keyset pages by rowid (as a dump
-// reads). Shared by the in-workerd profile (worker.ts) and the Node side (D1 behind the proxy).
+// The benchmark's D1 read floor: every row of every table read through the D1 binding and nothing
+// done with it, with `SELECT *` (whole tables or in keyset pages by rowid, as a dump reads) or with
+// our own read queries. Used by worker.ts, with D1 in the same workerd and in another (d1-host.ts).
 import { keyAlias, quoteIdent, rowQuery, type TableInfo } from "../sql";
 
 export const FLOOR_PAGE_ROWS = 10_000;

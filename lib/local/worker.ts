@@ -125,6 +125,7 @@ async function across(db: D1Database, bucket: R2Bucket, measure: AcrossMeasure):
   if (measure === "select") return bestOf(2, () => readEveryRow(db, tables, "paged"));
   if (measure === "ours-read") return bestOf(2, () => readOurQueries(db, tables));
   let best = Infinity;
+  // A second apart at least: two backups may not share a one-second name.
   for (let i = 0; i < 2; i++) best = Math.min(best, (await backupDatabase({ db, bucket, trigger: "cli", now: new Date(Date.now() + i * 1000) })).manifest.durationMs);
   return best;
 }
