@@ -131,8 +131,9 @@ async function across(db: D1Database, bucket: R2Bucket, measure: AcrossMeasure):
 }
 
 /**
- * Where a backup's time goes (for the benchmark): the floor of reading every row through the D1
- * API (`SELECT *`, nothing formatted), the dump generator alone (read + format), and gzip alone.
+ * Where a backup's time goes (for the benchmark): reading every row through the D1 API (`SELECT *`
+ * whole and paged, and our own read queries; the bench takes the fastest as the floor), the dump
+ * generator alone (read + format), and gzip alone.
  * workerd's clock advances at I/O, which each step does plenty of.
  */
 async function profile(db: D1Database): Promise<Record<string, number | string>> {
@@ -152,7 +153,7 @@ async function profile(db: D1Database): Promise<Record<string, number | string>>
 
   // The reads after the dump: their whole-table results (over 100 MB at 1M rows) left local D1's
   // Durable Object to be reset during a dump that followed them (total_changes() back to 0, so the
-  // dump failed as changed). The floor is the faster of the two `SELECT *` reads.
+  // dump failed as changed).
   const selectAllMs = await bestOf(3, () => readEveryRow(db, schema.tables, "whole"));
   const selectPagedMs = await bestOf(3, () => readEveryRow(db, schema.tables, "paged"));
   // Our own read queries (exact literals built inside SQLite), in pages, with nothing done to the rows.

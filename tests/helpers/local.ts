@@ -137,7 +137,8 @@ export function canonicalDump(file: string, opts: { withoutRestoreAudit?: boolea
   // rows, each table after a marker line (a row is typeof:hex cells: never a line break, never a '#').
   const columns = new Map<string, string[]>();
   for (const c of sqliteJson<{ t: string; c: string }>(file, "SELECT m.name AS t, p.name AS c FROM sqlite_master AS m, pragma_table_xinfo(m.name) AS p WHERE m.type = 'table';")) {
-    columns.set(c.t, [...(columns.get(c.t) ?? []), c.c]);
+    if (!columns.has(c.t)) columns.set(c.t, []);
+    columns.get(c.t)!.push(c.c);
   }
   const selects = tables.map((t, i) => {
     const withoutRowid = /WITHOUT\s+ROWID\s*$/i.test((t.sql ?? "").trim());
